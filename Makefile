@@ -1,0 +1,106 @@
+# Top-level build of the unprivileged Postfix fork.
+#
+#   make                 fetch + verify, unpack + patch, configure, build, and
+#                        install into the staging root $(BUILD)/root
+#   make tests           upstream's unit tests that pass on pristine upstream,
+#                        plus the drivers our patches add
+#   make refresh         rewrite patches/ from the edited tree $(SRC)
+#   make UNPRIVILEGED=no BUILD=build/upstream
+#                        the same upstream and patch queue without the switch
+#   make image           the container image (container/Containerfile)
+#   make check           the whole test suite (tests/run), as CI runs it
+#
+# Upstream code is never committed: $(BUILD) and $(DL) are git-ignored.
+
+include makedefs.local
+
+BUILD ?= build
+DL ?= build/dl
+include postfix/UPSTREAM
+SRC = $(BUILD)/src/postfix-$(POSTFIX_VERSION)
+ROOT = $(BUILD)/root
+JOBS ?= $(shell nproc)
+PATCHES = $(shell sed -e 's/\#.*//' patches/series)
+
+MAKEFILES_ARGS = shared=$(SHARED) dynamicmaps=$(DYNAMICMAPS) pie=$(PIE) \
+	CCARGS='$(CCARGS)' AUXLIBS='$(AUXLIBS)' \
+	AUXLIBS_PCRE='$(AUXLIBS_PCRE)' AUXLIBS_MYSQL='$(AUXLIBS_MYSQL)' \
+	AUXLIBS_LMDB='$(AUXLIBS_LMDB)' AUXLIBS_CDB='$(AUXLIBS_CDB)' \
+	OPT='$(OPT)' DEBUG='$(DEBUG)' SHLIB_RPATH='$(SHLIB_RPATH)' \
+	PLUGIN_LD='$(PLUGIN_LD)' $(INSTALL_PARAMS)
+
+.PHONY: all fetch prepare build install tests unit-tests refresh clean \
+	distclean check image FORCE
+
+all: install
+
+fetch: $(DL)/$(TARBALL)
+
+$(DL)/$(TARBALL): postfix/UPSTREAM postfix/fetch
+	postfix/fetch $(DL)
+	@touch $@
+
+prepare: $(BUILD)/prepared.stamp
+
+$(BUILD)/prepared.stamp: $(DL)/$(TARBALL) postfix/prepare patches/series \
+		$(addprefix patches/,$(PATCHES))
+	postfix/prepare $(DL) $(SRC)
+	@touch $@
+
+# Re-run "make makefiles" only when its arguments change.
+$(BUILD)/makefiles.args: FORCE
+	@mkdir -p $(BUILD)
+	@printf '%s\n' "$(MAKEFILES_ARGS)" >$@.new
+	@if cmp -s $@ $@.new; then rm -f $@.new; else mv $@.new $@; fi
+
+$(BUILD)/makefiles.stamp: $(BUILD)/prepared.stamp $(BUILD)/makefiles.args
+	$(MAKE) -C $(SRC) makefiles $(MAKEFILES_ARGS)
+	@touch $@
+
+build: $(BUILD)/makefiles.stamp
+	$(MAKE) -C $(SRC) -j$(JOBS) >$(BUILD)/make.log 2>&1 || \
+		{ tail -n 40 $(BUILD)/make.log; exit 1; }
+	@grep -h 'warning:' $(BUILD)/make.log | sed -E 's/:[0-9]+:[0-9]+:/:/' | \
+		sort -u | grep -vxF -f postfix/upstream-warnings | \
+		sed 's/^/new compiler warning: /' | { ! grep .; } || \
+		{ echo "see $(BUILD)/make.log; only postfix/upstream-warnings are allowed"; exit 1; }
+
+# postfix-install in package mode does no chown/chgrp/chmod g+s, so the
+# staging root can be made by any user; it is rebuilt only when the build
+# produced something newer than the last install.
+install: build
+	@if [ ! -f $(BUILD)/install.stamp ] || \
+	    [ -n "$$(find $(SRC)/bin $(SRC)/libexec $(SRC)/lib $(SRC)/conf \
+	       -type f ! -name main.cf.default -newer $(BUILD)/install.stamp \
+	       -print -quit)" ]; then \
+		set -e; rm -rf $(ROOT); \
+		echo "installing into $(ROOT)"; \
+		cd $(SRC) && LD_LIBRARY_PATH=$$PWD/lib sh postfix-install \
+		    -non-interactive -package install_root=$(CURDIR)/$(ROOT) \
+		    tempdir=$(CURDIR)/$(BUILD)/tmp $(INSTALL_PARAMS) \
+		    mail_owner=postfix setgid_group=postdrop \
+		    >$(CURDIR)/$(BUILD)/install.log; \
+		touch $(CURDIR)/$(BUILD)/install.stamp; \
+	else echo "$(ROOT) is up to date"; fi
+
+# Upstream's unit tests (tests/unit/upstream-tests names them and says why
+# the others are left out), then our own #ifdef TEST drivers.
+tests unit-tests: build
+	tests/unit/run-upstream $(SRC)
+
+refresh:
+	postfix/refresh $(SRC) $(PATCH)
+	@touch $(BUILD)/prepared.stamp
+
+check:
+	tests/run
+
+image:
+	container/build
+
+clean:
+	rm -rf $(BUILD)/src $(BUILD)/root $(BUILD)/*.stamp $(BUILD)/*.log \
+		$(BUILD)/makefiles.args $(BUILD)/tmp
+
+distclean:
+	rm -rf build build-*
