@@ -8,7 +8,9 @@
 #   make UNPRIVILEGED=no BUILD=build/upstream
 #                        the same upstream and patch queue without the switch
 #   make image           the container image (container/Containerfile)
-#   make check           the whole test suite (tests/run), as CI runs it
+#   make deps            install the Debian packages (scripts/install-deps)
+#   make check           build, then the whole test suite (tests/run), as CI
+#                        runs it; SUITES="unprivileged build" runs some
 #
 # Upstream code is never committed: $(BUILD) and $(DL) are git-ignored.
 
@@ -30,7 +32,7 @@ MAKEFILES_ARGS = shared=$(SHARED) dynamicmaps=$(DYNAMICMAPS) pie=$(PIE) \
 	PLUGIN_LD='$(PLUGIN_LD)' $(INSTALL_PARAMS)
 
 .PHONY: all fetch prepare build install tests unit-tests refresh clean \
-	distclean check image FORCE
+	distclean check deps image FORCE
 
 all: install
 
@@ -92,8 +94,11 @@ refresh:
 	postfix/refresh $(SRC) $(PATCH)
 	@touch $(BUILD)/prepared.stamp
 
-check:
-	tests/run
+check: all
+	tests/run $(SUITES)
+
+deps:
+	scripts/install-deps all
 
 image:
 	container/build
