@@ -69,20 +69,24 @@ build: $(BUILD)/makefiles.stamp
 
 # postfix-install in package mode does no chown/chgrp/chmod g+s, so the
 # staging root can be made by any user; it is rebuilt only when the build
-# produced something newer than the last install.
+# produced something newer than the last install, next to the old one, and
+# then swapped in, so that running instances lose their tree only briefly.
 install: build
 	@if [ ! -f $(BUILD)/install.stamp ] || \
 	    [ -n "$$(find $(SRC)/bin $(SRC)/libexec $(SRC)/lib $(SRC)/conf \
 	       -type f ! -name main.cf.default -newer $(BUILD)/install.stamp \
 	       -print -quit)" ]; then \
-		set -e; rm -rf $(ROOT); \
+		set -e; rm -rf $(ROOT).new; \
 		echo "installing into $(ROOT)"; \
-		cd $(SRC) && LD_LIBRARY_PATH=$$PWD/lib sh postfix-install \
-		    -non-interactive -package install_root=$(CURDIR)/$(ROOT) \
+		(cd $(SRC) && LD_LIBRARY_PATH=$$PWD/lib sh postfix-install \
+		    -non-interactive -package \
+		    install_root=$(CURDIR)/$(ROOT).new \
 		    tempdir=$(CURDIR)/$(BUILD)/tmp $(INSTALL_PARAMS) \
 		    mail_owner=postfix setgid_group=postdrop \
-		    >$(CURDIR)/$(BUILD)/install.log; \
-		touch $(CURDIR)/$(BUILD)/install.stamp; \
+		    >$(CURDIR)/$(BUILD)/install.log); \
+		rm -rf $(ROOT).old; [ ! -d $(ROOT) ] || mv $(ROOT) $(ROOT).old; \
+		mv $(ROOT).new $(ROOT); rm -rf $(ROOT).old; \
+		touch $(BUILD)/install.stamp; \
 	else echo "$(ROOT) is up to date"; fi
 
 # Upstream's unit tests (tests/unit/upstream-tests names them and says why
