@@ -160,3 +160,36 @@ which wins.
 {{- fail "postfix.containerPorts: smtp, submission and smtps need three different ports" -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+Container securityContext, key by key (the schema admits only these keys),
+so that lists are indented like the rest of the manifest.
+*/}}
+{{- define "postfix.containerSecurityContext" -}}
+{{- $c := .Values.containerSecurityContext -}}
+allowPrivilegeEscalation: {{ $c.allowPrivilegeEscalation }}
+{{- if hasKey $c "readOnlyRootFilesystem" }}
+readOnlyRootFilesystem: {{ $c.readOnlyRootFilesystem }}
+{{- end }}
+{{- if hasKey $c "runAsNonRoot" }}
+runAsNonRoot: {{ $c.runAsNonRoot }}
+{{- end }}
+capabilities:
+  drop:
+    {{- range $c.capabilities.drop }}
+    - {{ . }}
+    {{- end }}
+  {{- with $c.capabilities.add }}
+  add:
+    {{- range . }}
+    - {{ . }}
+    {{- end }}
+  {{- end }}
+{{- with $c.seccompProfile }}
+seccompProfile:
+  type: {{ .type }}
+  {{- with .localhostProfile }}
+  localhostProfile: {{ . }}
+  {{- end }}
+{{- end }}
+{{- end -}}
