@@ -155,7 +155,8 @@ which wins.
 {{- if and .Values.mysql.enabled (not .Values.mysql.existingSecret) -}}
 {{- fail "mysql.enabled needs mysql.existingSecret (the table files hold the password)" -}}
 {{- end -}}
-{{- $ports := list .Values.postfix.containerPorts.smtp .Values.postfix.containerPorts.submission .Values.postfix.containerPorts.smtps -}}
+{{- $p := .Values.postfix.containerPorts -}}
+{{- $ports := list (int $p.smtp) (int $p.submission) (int $p.smtps) -}}
 {{- if ne (len ($ports | uniq)) 3 -}}
 {{- fail "postfix.containerPorts: smtp, submission and smtps need three different ports" -}}
 {{- end -}}

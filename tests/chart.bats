@@ -1,0 +1,341 @@
+#!/usr/bin/env bats
+# The Helm chart k8s/postfix (issue 7): helm lint, helm template for every
+# value set, every rendered object validated against the Kubernetes schemas
+# (kubernetes-models) with unknown fields rejected, every pod spec checked
+# against Pod Security "restricted", unit assertions that each value reaches
+# its manifest, the values schema, the committed plain manifests, and
+# `podman kube play` of the rendered pod as a random UID delivering a mail
+# over LMTP to a real Dovecot on loopback. Ports 20300-20399.
+
+PORT_BASE=20300
+SMTP=$((PORT_BASE + 0))
+SUBMISSION=$((PORT_BASE + 1))
+SMTPS=$((PORT_BASE + 2))
+LMTP=$((PORT_BASE + 20))
+IMAP=$((PORT_BASE + 21))
+AUTH=$((PORT_BASE + 22))
+DOMAIN=mx.example.test
+
+load lib/common
+load lib/dovecot
+load lib/chart
+
+# The value sets: the defaults and k8s/postfix/ci/*-values.yaml.
+VALUE_SETS="defaults openshift secrets proxy dovecot"
+STS=StatefulSet/postfix-queue
+
+setup_file() {
+	suite_workdir chart
+	mkdir -p "$WORK/render" "$WORK/kube"
+	chart_install_tools
+	local set
+	for set in $VALUE_SETS; do
+		if [ "$set" = defaults ]; then
+			chart_render "$WORK/render/$set.yaml"
+		else
+			chart_render "$WORK/render/$set.yaml" \
+				-f "$CHART/ci/$set-values.yaml"
+		fi
+	done
+	# The kube play pod runs as a random UID without a passwd entry, as
+	# OpenShift assigns one.
+	KUBE_UID=$((1000730000 + RANDOM % 10000))
+	while getent passwd "$KUBE_UID" >/dev/null; do
+		KUBE_UID=$((KUBE_UID + 1))
+	done
+	export KUBE_UID
+	CHART_RELEASE=pftest chart_render "$WORK/render/kube-play.yaml" \
+		-f "$TOP/tests/chart-values/kube-play.yaml" \
+		--set "podSecurityContext.runAsUser=$KUBE_UID"
+}
+
+teardown_file() {
+	kube_down "$WORK/kube"
+	dv_stop "$WORK/dovecot" || true
+	suite_cleanup
+}
+
+# --- lint, schemas, restricted ----------------------------------------------
+
+@test "helm lint --strict passes with the defaults and every ci value set" {
+	run "$HELM" lint --strict "$CHART"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	for f in "$CHART"/ci/*-values.yaml; do
+		run "$HELM" lint --strict "$CHART" -f "$f"
+		echo "$output"
+		[ "$status" -eq 0 ]
+	done
+	[ "$(ls "$CHART"/ci/*-values.yaml | wc -l)" -ge 4 ]
+}
+
+@test "the defaults render exactly the documented objects" {
+	run kq "$WORK/render/defaults.yaml" --list
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | sort | tr '\n' ' ')" = "ConfigMap/postfix-config NetworkPolicy/postfix-queue PodDisruptionBudget/postfix-queue Service/postfix-queue Service/postfix-smtp ServiceAccount/postfix StatefulSet/postfix-queue " ]
+	# docs/kubernetes.md lists the same objects.
+	for o in $output; do
+		grep -qF "$o" "$TOP/docs/kubernetes.md"
+	done
+}
+
+@test "every rendered object of every value set passes the Kubernetes schemas, no unknown field" {
+	for set in $VALUE_SETS kube-play; do
+		run "$K8S_TOOLS/validate" "$WORK/render/$set.yaml"
+		echo "== $set"
+		echo "$output"
+		[ "$status" -eq 0 ]
+		echo "$output" | grep -q "^ok $STS\$\|^ok StatefulSet/pftest-postfix-queue\$"
+	done
+}
+
+@test "the validator rejects a misspelled field and a wrong type" {
+	sed 's/automountServiceAccountToken:/automountServiceAcountToken:/' \
+		"$WORK/render/defaults.yaml" >"$WORK/typo.yaml"
+	run "$K8S_TOOLS/validate" "$WORK/typo.yaml"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q 'automountServiceAcountToken: unknown field'
+	sed 's/containerPort: 2525/containerPort: "2525"/' \
+		"$WORK/render/defaults.yaml" >"$WORK/type.yaml"
+	run "$K8S_TOOLS/validate" "$WORK/type.yaml"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q 'containerPort: must be integer'
+}
+
+@test "every pod spec of every value set passes Pod Security restricted" {
+	for set in $VALUE_SETS kube-play; do
+		run "$K8S_TOOLS/restricted-check" "$WORK/render/$set.yaml"
+		echo "== $set"
+		echo "$output"
+		[ "$status" -eq 0 ]
+		echo "$output" | grep -q 'queue (spec.template.spec): restricted$'
+	done
+	run "$K8S_TOOLS/restricted-check" "$WORK/render/dovecot.yaml"
+	echo "$output" | grep -q '^ok Deployment/postfix-dovecot .*: restricted$'
+}
+
+@test "the restricted check catches root, privilege escalation, hostPath and added capabilities" {
+	sed -e 's/allowPrivilegeEscalation: false/allowPrivilegeEscalation: true/' \
+		-e 's/runAsUser: 10001/runAsUser: 0/' \
+		-e 's/^\(        - name: data\)$/\1\n          hostPath: {path: \/tmp}/' \
+		-e 's/^\(              drop:\)$/              add: [SYS_ADMIN]\n\1/' \
+		"$WORK/render/defaults.yaml" >"$WORK/bad.yaml"
+	run "$K8S_TOOLS/restricted-check" "$WORK/bad.yaml"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q 'allowPrivilegeEscalation: containers\[postfix\]'
+	echo "$output" | grep -q 'runAsUser: pod: 0'
+	echo "$output" | grep -q 'hostPath volumes: data'
+	echo "$output" | grep -q 'capabilities: containers\[postfix\]: adds SYS_ADMIN'
+}
+
+@test "the committed plain manifests k8s/rendered are what the chart renders" {
+	run "$K8S_TOOLS/render" --check
+	echo "$output"
+	[ "$status" -eq 0 ]
+	diff <(sed -n '4,$p' "$TOP/k8s/rendered/postfix.yaml") "$WORK/render/defaults.yaml"
+}
+
+# --- the values schema -------------------------------------------------------
+
+@test "the values schema rejects a misspelled key, a wrong type and a privileged container" {
+	chart_fails --set queue.replica=2
+	echo "$output" | grep -q "additional properties 'replica' not allowed"
+	chart_fails --set-string queue.replicas=two
+	echo "$output" | grep -q "/queue/replicas': got string, want integer"
+	chart_fails --set tls.existingSecert=x
+	echo "$output" | grep -q "additional properties 'existingSecert' not allowed"
+	chart_fails --set containerSecurityContext.privileged=true
+	chart_fails --set containerSecurityContext.allowPrivilegeEscalation=true
+	chart_fails --set postfix.containerPorts.smtp=25
+	chart_fails --set service.externalTrafficPolicy=local
+	chart_fails --set-json 'queue.extraVolumes=[{"name":"h","hostPath":{"path":"/"}}]'
+}
+
+@test "every value is documented in values.yaml and the schema names the same keys" {
+	run "$K8S_TOOLS/check-values-doc"
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
+
+@test "values the schema cannot express fail with a clear message" {
+	chart_fails --set tls.enabled=true
+	echo "$output" | grep -q 'tls.enabled needs tls.existingSecret'
+	chart_fails --set mysql.enabled=true
+	echo "$output" | grep -q 'mysql.enabled needs mysql.existingSecret'
+	chart_fails --set sasl.type=cyrus
+	chart_fails --set postfix.containerPorts.smtps=2525
+}
+
+# --- values reach their manifests --------------------------------------------
+
+@test "queue.replicas reaches the StatefulSet; one replica and a spool claim by default" {
+	[ "$(kq "$WORK/render/defaults.yaml" $STS 'o.spec.replicas')" = 1 ]
+	[ "$(kq "$WORK/render/defaults.yaml" $STS 'o.spec.volumeClaimTemplates[0].metadata.name')" = spool ]
+	[ "$(kq "$WORK/render/defaults.yaml" $STS 'o.spec.volumeClaimTemplates[0].spec.resources.requests.storage')" = 2Gi ]
+	[ "$(kq "$WORK/render/defaults.yaml" $STS 'o.spec.template.spec.containers[0].volumeMounts.find(m => m.name == "spool").mountPath')" = /var/spool/postfix ]
+	[ "$(kq "$WORK/render/dovecot.yaml" $STS 'o.spec.replicas')" = 2 ]
+	[ "$(kq "$WORK/render/dovecot.yaml" $STS 'o.spec.volumeClaimTemplates[0].spec.storageClassName')" = fast ]
+	chart_render "$WORK/r.yaml" --set queue.persistence.enabled=false
+	! kq "$WORK/r.yaml" $STS 'o.spec.volumeClaimTemplates'
+	[ "$(kq "$WORK/r.yaml" $STS 'JSON.stringify(o.spec.template.spec.volumes.find(v => v.name == "spool").emptyDir)')" = '{}' ]
+}
+
+@test "Service ports 25/587/465 target the named container ports 2525/2587/2465" {
+	local f=$WORK/render/defaults.yaml
+	[ "$(kq "$f" Service/postfix-smtp 'o.spec.ports.map(p => p.name + ":" + p.port + ">" + p.targetPort).join(" ")')" = "smtp:25>smtp submission:587>submission smtps:465>smtps" ]
+	[ "$(kq "$f" $STS 'o.spec.template.spec.containers[0].ports.map(p => p.name + "=" + p.containerPort).join(" ")')" = "smtp=2525 submission=2587 smtps=2465" ]
+	[ "$(kq "$f" Service/postfix-smtp 'o.spec.selector["app.kubernetes.io/component"]')" = queue ]
+	[ "$(kq "$f" $STS 'o.spec.template.metadata.labels["app.kubernetes.io/component"]')" = queue ]
+	# containerPorts move the listeners: container ports and main.cf agree.
+	f=$WORK/render/kube-play.yaml
+	[ "$(kq "$f" StatefulSet/pftest-postfix-queue 'o.spec.template.spec.containers[0].ports.map(p => p.containerPort).join(" ")')" = "$SMTP $SUBMISSION $SMTPS" ]
+	[ "$(kq "$f" ConfigMap/pftest-postfix-config 'o.data.POSTFIX_smtp_in_port')" = "$SMTP" ]
+	[ "$(kq "$f" ConfigMap/pftest-postfix-config 'o.data.POSTFIX_submission_in_port')" = "$SUBMISSION" ]
+	[ "$(kq "$f" ConfigMap/pftest-postfix-config 'o.data.POSTFIX_smtps_in_port')" = "$SMTPS" ]
+	chart_render "$WORK/r.yaml" --set service.ports.submission.enabled=false --set service.ports.smtp.port=2525
+	[ "$(kq "$WORK/r.yaml" Service/postfix-smtp 'o.spec.ports.map(p => p.name + ":" + p.port).join(" ")')" = "smtp:2525 smtps:465" ]
+}
+
+@test "externalTrafficPolicy Local and the service type reach the Service" {
+	local f=$WORK/render/proxy.yaml
+	[ "$(kq "$f" Service/postfix-smtp 'o.spec.type')" = LoadBalancer ]
+	[ "$(kq "$f" Service/postfix-smtp 'o.spec.externalTrafficPolicy')" = Local ]
+	[ "$(kq "$f" Service/postfix-smtp 'o.spec.ports.find(p => p.name == "smtps").nodePort')" = 30465 ]
+	[ "$(kq "$f" Service/postfix-smtp 'o.metadata.annotations["service.beta.kubernetes.io/aws-load-balancer-proxy-protocol"]')" = '*' ]
+	# A ClusterIP Service has no externalTrafficPolicy (the API rejects it).
+	! kq "$WORK/render/defaults.yaml" Service/postfix-smtp 'o.spec.externalTrafficPolicy'
+}
+
+@test "proxyProtocol.enabled reaches Postfix as smtpd_upstream_proxy_protocol = haproxy" {
+	[ "$(kq "$WORK/render/proxy.yaml" ConfigMap/postfix-config 'o.data.POSTFIX_smtpd_upstream_proxy_protocol')" = haproxy ]
+	! kq "$WORK/render/defaults.yaml" ConfigMap/postfix-config 'o.data.POSTFIX_smtpd_upstream_proxy_protocol'
+	# ...and the pod takes the ConfigMap as its environment.
+	[ "$(kq "$WORK/render/proxy.yaml" $STS 'o.spec.template.spec.containers[0].envFrom[0].configMapRef.name')" = postfix-config ]
+}
+
+@test "TLS, SASL and MariaDB come from the named Secrets, never from a ConfigMap" {
+	local f=$WORK/render/secrets.yaml vol
+	vol() { kq "$f" $STS "o.spec.template.spec.volumes.find(v => v.name == '$1').secret.secretName"; }
+	mnt() { kq "$f" $STS "o.spec.template.spec.containers[0].volumeMounts.find(m => m.name == '$1').mountPath"; }
+	[ "$(vol tls)" = mx-example-org-tls ]
+	[ "$(mnt tls)" = /etc/postfix/tls ]
+	[ "$(vol sasl)" = postfix-sasldb ]
+	[ "$(mnt sasl)" = /etc/postfix/sasl ]
+	[ "$(vol mysql)" = postfix-mysql-tables ]
+	[ "$(mnt mysql)" = /etc/postfix/mysql ]
+	# The TLS Secret is mounted whole (no subPath), so renewals reach the pod.
+	! kq "$f" $STS 'o.spec.template.spec.containers[0].volumeMounts.find(m => m.name == "tls").subPath'
+	[ "$(kq "$f" ConfigMap/postfix-config 'o.data.POSTFIX_virtual_mailbox_maps')" = mysql:/etc/postfix/mysql/virtual_mailbox_maps.cf ]
+	[ "$(kq "$f" ConfigMap/postfix-config 'o.data.POSTFIX_smtpd_sasl_type')" = cyrus ]
+	[ "$(kq "$f" ConfigMap/postfix-config 'o.data.POSTFIX_cyrus_sasl_config_path')" = /etc/postfix/sasl ]
+	# No Secret object is rendered, and no ConfigMap holds a credential.
+	! grep -q '^kind: Secret' "$f"
+	! kq "$f" ConfigMap/postfix-config 'JSON.stringify(o.data)' | grep -Eiq 'password|passwd'
+	# Without the values, nothing of it is mounted.
+	! kq "$WORK/render/defaults.yaml" $STS 'o.spec.template.spec.volumes.find(v => v.secret)'
+}
+
+@test "the chart's Dovecot becomes the LMTP destination and the SASL path" {
+	local f=$WORK/render/dovecot.yaml
+	[ "$(kq "$f" ConfigMap/postfix-config 'o.data.POSTFIX_mailbox_lmtp_destination')" = inet:postfix-dovecot:24 ]
+	[ "$(kq "$f" ConfigMap/postfix-config 'o.data.POSTFIX_smtpd_sasl_path')" = inet:postfix-dovecot:12345 ]
+	[ "$(kq "$f" Service/postfix-dovecot 'o.spec.ports.map(p => p.port + ">" + p.targetPort).join(" ")')" = "24>lmtp 143>imap 12345>auth" ]
+	[ "$(kq "$f" Deployment/postfix-dovecot 'o.spec.template.spec.securityContext.runAsUser')" = 1000 ]
+	[ "$(kq "$f" ConfigMap/postfix-config 'o.data.POSTFIX_message_size_limit')" = 52428800 ]
+	[ "$(kq "$f" ConfigMap/postfix-config 'o.data.POSTFIX_smtpd_helo_required')" = yes ]
+	# A complete master.cf is mounted over the image's.
+	[ "$(kq "$f" $STS 'o.spec.template.spec.containers[0].volumeMounts.find(m => m.mountPath == "/etc/postfix/master.cf").subPath')" = master.cf ]
+	kq "$f" ConfigMap/postfix-config-files 'o.data["master.cf"]' | grep -q '^smtp-in   inet'
+	[ "$(kq "$WORK/render/defaults.yaml" ConfigMap/postfix-config 'o.data.POSTFIX_mailbox_lmtp_destination')" = inet:dovecot:24 ]
+}
+
+@test "openshift: true leaves runAsUser, runAsGroup and fsGroup unset in every pod" {
+	local psc='o.spec.template.spec.securityContext'
+	[ "$(kq "$WORK/render/defaults.yaml" $STS "$psc.runAsUser")" = 10001 ]
+	[ "$(kq "$WORK/render/defaults.yaml" $STS "$psc.runAsGroup")" = 0 ]
+	[ "$(kq "$WORK/render/defaults.yaml" $STS "$psc.fsGroup")" = 0 ]
+	[ "$(kq "$WORK/render/openshift.yaml" $STS "Object.keys($psc).sort().join(' ')")" = "fsGroupChangePolicy runAsNonRoot seccompProfile" ]
+	chart_render "$WORK/r.yaml" --set openshift=true --set dovecot.enabled=true
+	[ "$(kq "$WORK/r.yaml" Deployment/postfix-dovecot "Object.keys($psc).sort().join(' ')")" = "fsGroupChangePolicy runAsNonRoot seccompProfile" ]
+	[ "$(kq "$WORK/render/kube-play.yaml" StatefulSet/pftest-postfix-queue "$psc.runAsUser")" = "$KUBE_UID" ]
+}
+
+@test "the security defaults: restricted contexts, read-only root, no service account token" {
+	local f=$WORK/render/defaults.yaml c='o.spec.template.spec.containers[0].securityContext'
+	[ "$(kq "$f" $STS "$c.readOnlyRootFilesystem")" = true ]
+	[ "$(kq "$f" $STS "$c.allowPrivilegeEscalation")" = false ]
+	[ "$(kq "$f" $STS "$c.capabilities.drop.join()")" = ALL ]
+	[ "$(kq "$f" $STS 'o.spec.template.spec.securityContext.seccompProfile.type')" = RuntimeDefault ]
+	[ "$(kq "$f" $STS 'o.spec.template.spec.securityContext.runAsNonRoot')" = true ]
+	[ "$(kq "$f" $STS 'o.spec.template.spec.automountServiceAccountToken')" = false ]
+	[ "$(kq "$f" ServiceAccount/postfix 'o.automountServiceAccountToken')" = false ]
+	[ "$(kq "$f" $STS 'o.spec.template.spec.serviceAccountName')" = postfix ]
+	# Writable paths are volumes: /run and /tmp emptyDirs.
+	[ "$(kq "$f" $STS 'o.spec.template.spec.containers[0].volumeMounts.map(m => m.mountPath).sort().join(" ")')" = "/run /tmp /var/lib/postfix /var/spool/postfix" ]
+}
+
+@test "probes run the image's postfix-health; resources are set" {
+	local f=$WORK/render/defaults.yaml c='o.spec.template.spec.containers[0]'
+	[ "$(kq "$f" $STS "$c.livenessProbe.exec.command.join(' ')")" = "postfix-health live" ]
+	[ "$(kq "$f" $STS "$c.readinessProbe.exec.command.join(' ')")" = "postfix-health ready" ]
+	[ "$(kq "$f" $STS "$c.startupProbe.exec.command.join(' ')")" = "postfix-health live" ]
+	[ "$(kq "$f" $STS "$c.resources.limits.memory")" = 512Mi ]
+	chart_render "$WORK/r.yaml" --set probes.readiness.enabled=false --set queue.resources.limits.memory=1Gi
+	! kq "$WORK/r.yaml" $STS "$c.readinessProbe"
+	[ "$(kq "$WORK/r.yaml" $STS "$c.resources.limits.memory")" = 1Gi ]
+	[ "$(kq "$f" $STS "$c.env.find(e => e.name == 'POSTFIX_ROLE').value")" = single ]
+}
+
+@test "PodDisruptionBudget and NetworkPolicy select the queue pods" {
+	local f=$WORK/render/defaults.yaml sel='JSON.stringify(o.spec.selector.matchLabels)'
+	[ "$(kq "$f" PodDisruptionBudget/postfix-queue 'o.spec.maxUnavailable')" = 1 ]
+	[ "$(kq "$f" PodDisruptionBudget/postfix-queue "$sel")" = "$(kq "$f" $STS "$sel")" ]
+	[ "$(kq "$f" NetworkPolicy/postfix-queue 'JSON.stringify(o.spec.podSelector.matchLabels)')" = "$(kq "$f" $STS "$sel")" ]
+	[ "$(kq "$f" NetworkPolicy/postfix-queue 'o.spec.ingress[0].ports.map(p => p.port).join(" ")')" = "smtp submission smtps" ]
+	kq "$f" NetworkPolicy/postfix-queue 'o.spec.egress[0].ports.map(p => p.port + "/" + p.protocol).join(" ")' | grep -q '53/UDP.*25/TCP'
+	chart_render "$WORK/r.yaml" --set queue.podDisruptionBudget.enabled=false --set networkPolicy.enabled=false
+	! kq "$WORK/r.yaml" PodDisruptionBudget/postfix-queue 'o'
+	! kq "$WORK/r.yaml" NetworkPolicy/postfix-queue 'o'
+}
+
+@test "a configuration change changes checksum/config (rolls the pod); other changes do not" {
+	local a='o.spec.template.metadata.annotations["checksum/config"]' base
+	base=$(kq "$WORK/render/defaults.yaml" $STS "$a")
+	[ -n "$base" ]
+	chart_render "$WORK/r.yaml" --set postfix.config.message_size_limit=1000
+	[ "$(kq "$WORK/r.yaml" $STS "$a")" != "$base" ]
+	chart_render "$WORK/r.yaml" --set postfix.hostname=mx.other.test
+	[ "$(kq "$WORK/r.yaml" $STS "$a")" != "$base" ]
+	chart_render "$WORK/r.yaml" --set postfix.masterCf=x
+	[ "$(kq "$WORK/r.yaml" $STS "$a")" != "$base" ]
+	chart_render "$WORK/r.yaml" --set queue.replicas=3
+	[ "$(kq "$WORK/r.yaml" $STS "$a")" = "$base" ]
+}
+
+@test "every object is named <fullname>-<component> and labelled with its component" {
+	local f=$WORK/render/dovecot.yaml
+	run kq "$f" --list
+	echo "$output"
+	for o in $output; do
+		name=${o#*/}
+		comp=$(kq "$f" "$o" 'o.metadata.labels["app.kubernetes.io/component"]')
+		[ -n "$comp" ]
+		case $name in
+		postfix) [ "$o" = ServiceAccount/postfix ] ;;
+		*) [ "$name" = "postfix-$comp" ] || [ "${name#postfix-"$comp"-}" != "$name" ] ;;
+		esac
+	done
+}
+
+@test "NOTES.txt tells how to send a first mail with swaks and how to read the logs" {
+	run "$HELM" install --dry-run=client postfix "$CHART" --namespace mail
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q 'kubectl -n mail port-forward service/postfix-smtp 2525:25'
+	echo "$output" | grep -q 'swaks --server 127.0.0.1:2525'
+	echo "$output" | grep -q 'kubectl -n mail logs -f postfix-queue-0'
+}
