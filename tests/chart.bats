@@ -66,7 +66,7 @@ teardown_file() {
 		echo "$output"
 		[ "$status" -eq 0 ]
 	done
-	[ "$(ls "$CHART"/ci/*-values.yaml | wc -l)" -ge 4 ]
+	[ "$(find "$CHART/ci" -name "*-values.yaml" | wc -l)" -ge 4 ]
 }
 
 @test "the defaults render exactly the documented objects" {
@@ -180,7 +180,7 @@ teardown_file() {
 	[ "$(kq "$WORK/render/dovecot.yaml" $STS 'o.spec.replicas')" = 2 ]
 	[ "$(kq "$WORK/render/dovecot.yaml" $STS 'o.spec.volumeClaimTemplates[0].spec.storageClassName')" = fast ]
 	chart_render "$WORK/r.yaml" --set queue.persistence.enabled=false
-	! kq "$WORK/r.yaml" $STS 'o.spec.volumeClaimTemplates'
+	kq_absent "$WORK/r.yaml" $STS 'o.spec.volumeClaimTemplates'
 	[ "$(kq "$WORK/r.yaml" $STS 'JSON.stringify(o.spec.template.spec.volumes.find(v => v.name == "spool").emptyDir)')" = '{}' ]
 }
 
@@ -207,12 +207,12 @@ teardown_file() {
 	[ "$(kq "$f" Service/postfix-smtp 'o.spec.ports.find(p => p.name == "smtps").nodePort')" = 30465 ]
 	[ "$(kq "$f" Service/postfix-smtp 'o.metadata.annotations["service.beta.kubernetes.io/aws-load-balancer-proxy-protocol"]')" = '*' ]
 	# A ClusterIP Service has no externalTrafficPolicy (the API rejects it).
-	! kq "$WORK/render/defaults.yaml" Service/postfix-smtp 'o.spec.externalTrafficPolicy'
+	kq_absent "$WORK/render/defaults.yaml" Service/postfix-smtp 'o.spec.externalTrafficPolicy'
 }
 
 @test "proxyProtocol.enabled reaches Postfix as smtpd_upstream_proxy_protocol = haproxy" {
 	[ "$(kq "$WORK/render/proxy.yaml" ConfigMap/postfix-config 'o.data.POSTFIX_smtpd_upstream_proxy_protocol')" = haproxy ]
-	! kq "$WORK/render/defaults.yaml" ConfigMap/postfix-config 'o.data.POSTFIX_smtpd_upstream_proxy_protocol'
+	kq_absent "$WORK/render/defaults.yaml" ConfigMap/postfix-config 'o.data.POSTFIX_smtpd_upstream_proxy_protocol'
 	# ...and the pod takes the ConfigMap as its environment.
 	[ "$(kq "$WORK/render/proxy.yaml" $STS 'o.spec.template.spec.containers[0].envFrom[0].configMapRef.name')" = postfix-config ]
 }
@@ -228,15 +228,17 @@ teardown_file() {
 	[ "$(vol mysql)" = postfix-mysql-tables ]
 	[ "$(mnt mysql)" = /etc/postfix/mysql ]
 	# The TLS Secret is mounted whole (no subPath), so renewals reach the pod.
-	! kq "$f" $STS 'o.spec.template.spec.containers[0].volumeMounts.find(m => m.name == "tls").subPath'
+	kq_absent "$f" $STS 'o.spec.template.spec.containers[0].volumeMounts.find(m => m.name == "tls").subPath'
 	[ "$(kq "$f" ConfigMap/postfix-config 'o.data.POSTFIX_virtual_mailbox_maps')" = mysql:/etc/postfix/mysql/virtual_mailbox_maps.cf ]
 	[ "$(kq "$f" ConfigMap/postfix-config 'o.data.POSTFIX_smtpd_sasl_type')" = cyrus ]
 	[ "$(kq "$f" ConfigMap/postfix-config 'o.data.POSTFIX_cyrus_sasl_config_path')" = /etc/postfix/sasl ]
 	# No Secret object is rendered, and no ConfigMap holds a credential.
-	! grep -q '^kind: Secret' "$f"
-	! kq "$f" ConfigMap/postfix-config 'JSON.stringify(o.data)' | grep -Eiq 'password|passwd'
+	[ "$(grep -c '^kind: Secret' "$f")" -eq 0 ]
+	kq "$f" ConfigMap/postfix-config 'JSON.stringify(o.data)' >"$WORK/cm.json"
+	run grep -Eiq 'password|passwd' "$WORK/cm.json"
+	[ "$status" -eq 1 ]
 	# Without the values, nothing of it is mounted.
-	! kq "$WORK/render/defaults.yaml" $STS 'o.spec.template.spec.volumes.find(v => v.secret)'
+	kq_absent "$WORK/render/defaults.yaml" $STS 'o.spec.template.spec.volumes.find(v => v.secret)'
 }
 
 @test "the chart's Dovecot becomes the LMTP destination and the SASL path" {
@@ -285,7 +287,7 @@ teardown_file() {
 	[ "$(kq "$f" $STS "$c.startupProbe.exec.command.join(' ')")" = "postfix-health live" ]
 	[ "$(kq "$f" $STS "$c.resources.limits.memory")" = 512Mi ]
 	chart_render "$WORK/r.yaml" --set probes.readiness.enabled=false --set queue.resources.limits.memory=1Gi
-	! kq "$WORK/r.yaml" $STS "$c.readinessProbe"
+	kq_absent "$WORK/r.yaml" $STS "$c.readinessProbe"
 	[ "$(kq "$WORK/r.yaml" $STS "$c.resources.limits.memory")" = 1Gi ]
 	[ "$(kq "$f" $STS "$c.env.find(e => e.name == 'POSTFIX_ROLE').value")" = single ]
 }
@@ -298,8 +300,8 @@ teardown_file() {
 	[ "$(kq "$f" NetworkPolicy/postfix-queue 'o.spec.ingress[0].ports.map(p => p.port).join(" ")')" = "smtp submission smtps" ]
 	kq "$f" NetworkPolicy/postfix-queue 'o.spec.egress[0].ports.map(p => p.port + "/" + p.protocol).join(" ")' | grep -q '53/UDP.*25/TCP'
 	chart_render "$WORK/r.yaml" --set queue.podDisruptionBudget.enabled=false --set networkPolicy.enabled=false
-	! kq "$WORK/r.yaml" PodDisruptionBudget/postfix-queue 'o'
-	! kq "$WORK/r.yaml" NetworkPolicy/postfix-queue 'o'
+	kq_absent "$WORK/r.yaml" PodDisruptionBudget/postfix-queue 'o'
+	kq_absent "$WORK/r.yaml" NetworkPolicy/postfix-queue 'o'
 }
 
 @test "a configuration change changes checksum/config (rolls the pod); other changes do not" {
@@ -338,4 +340,151 @@ teardown_file() {
 	echo "$output" | grep -q 'kubectl -n mail port-forward service/postfix-smtp 2525:25'
 	echo "$output" | grep -q 'swaks --server 127.0.0.1:2525'
 	echo "$output" | grep -q 'kubectl -n mail logs -f postfix-queue-0'
+}
+
+# --- podman kube play of the rendered pod --------------------------------------
+
+POD=pftest-postfix-queue-0
+CTR=pftest-postfix-queue-0-postfix
+VOLUME=spool-pftest-postfix-queue-0
+
+# proxy_send PORT CLIENT_IP RCPT - one SMTP transaction that starts with a
+# PROXY v1 header claiming CLIENT_IP (only the header names that address;
+# the connection goes to 127.0.0.1). Prints the last reply.
+proxy_send() {
+	timeout 30 python3 - "$@" <<'PY'
+import socket, sys
+port, client, rcpt = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+s = socket.create_connection(("127.0.0.1", port), timeout=20)
+s.sendall(f"PROXY TCP4 {client} 127.0.0.1 40000 {port}\r\n".encode())
+f = s.makefile("rb")
+def reply():
+    while True:
+        line = f.readline().decode()
+        if not line or line[3:4] != "-":
+            return line.strip()
+def cmd(c, want):
+    s.sendall((c + "\r\n").encode())
+    r = reply()
+    if not r.startswith(want):
+        print(r); sys.exit(1)
+    return r
+r = reply()
+if not r.startswith("220"):
+    print(r); sys.exit(1)
+cmd("EHLO client.test", "250")
+cmd("MAIL FROM:<sender@client.test>", "250")
+cmd(f"RCPT TO:<{rcpt}>", "250")
+cmd("DATA", "354")
+s.sendall(b"Subject: via-proxy\r\nX-Test-Token: proxy-token-1\r\n\r\nbehind a proxy\r\n.\r\n")
+r = reply()
+print(r)
+cmd("QUIT", "221")
+sys.exit(0 if r.startswith("250") else 1)
+PY
+}
+
+ensure_image() {
+	kpodman image exists "$IMAGE" && return 0
+	[ -f "$TOP/container/Containerfile" ] || fail "no image $IMAGE and no container/Containerfile to build it"
+	(cd "$TOP" && make image) >"$WORK/image-build.log" 2>&1 ||
+		fail "make image failed: $(tail -n 30 "$WORK/image-build.log")"
+}
+
+@test "podman kube play runs the rendered pod as the random UID, listening on the values' ports" {
+	ensure_image
+	# Leftovers of an interrupted run (fixed names: the pod and its volume).
+	kpodman pod rm -f "$POD" >/dev/null 2>&1 || true
+	kpodman volume rm -f "$VOLUME" >/dev/null 2>&1 || true
+	ports_free "$SMTP" "$SUBMISSION" "$SMTPS" "$LMTP" "$IMAP" "$AUTH"
+	dv_start "$WORK/dovecot" "$LMTP" "$IMAP" "$AUTH" \
+		"alice@$DOMAIN:alicepw" "bob@$DOMAIN:bobpw"
+	kube_play "$WORK/kube" "$WORK/render/kube-play.yaml"
+	cat "$WORK/kube/podify.err"
+	grep -q 'dropped Service/pftest-postfix-smtp' "$WORK/kube/podify.err"
+	kube_wait_port 120 "$CTR" "$SMTP"
+	kube_wait_port 30 "$CTR" "$SUBMISSION"
+	kube_wait_port 30 "$CTR" "$SMTPS"
+	run smtp_banner "$SMTP"
+	echo "$output"
+	[[ "$output" == "220 $DOMAIN "* ]]
+	# Every process of the container: the random UID, group 0.
+	kpodman exec "$CTR" sh -c 'for p in /proc/[0-9]*; do
+		[ -r "$p/status" ] || continue
+		printf "%s %s %s\n" "$(awk "/^Uid:/ {print \$2}" "$p/status")" \
+			"$(awk "/^Gid:/ {print \$2}" "$p/status")" "$(cat "$p/comm")"
+	done' >"$WORK/procs.out"
+	cat "$WORK/procs.out"
+	grep -q ' master$' "$WORK/procs.out"
+	grep -q ' qmgr$' "$WORK/procs.out"
+	[ -z "$(awk -v u="$KUBE_UID" '$1 != u || $2 != 0' "$WORK/procs.out")" ]
+}
+
+@test "a message to the pod's SMTP port is delivered over LMTP to Dovecot and read back over IMAP" {
+	kube_running "$CTR"
+	run mailtool send --port "$SMTP" --to "alice@$DOMAIN" \
+		--subject kube-play --body "body-from-the-pod-4711"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	token=${output#250 }
+	wait_until 60 "delivery to alice over LMTP" \
+		eval "mailtool imap --port $IMAP --user alice@$DOMAIN --password alicepw --tokens | grep -q $token"
+	run mailtool imap --port "$IMAP" --user "alice@$DOMAIN" --password alicepw
+	echo "$output" | grep -q 'body-from-the-pod-4711'
+	echo "$output" | grep -q '^Subject: kube-play'
+	kpodman logs "$CTR" 2>&1 | grep -q "to=<alice@$DOMAIN>, relay=127.0.0.1\[127.0.0.1\]:$LMTP.*status=sent"
+}
+
+@test "the pod's probes pass, its root file system is read-only, its config came from the ConfigMap" {
+	kpodman exec "$CTR" postfix-health live
+	kpodman exec "$CTR" postfix-health ready
+	run kpodman exec "$CTR" sh -c ': >/etc/postfix/probe'
+	[ "$status" -ne 0 ]
+	run kpodman exec "$CTR" sh -c ': >/usr/probe'
+	[ "$status" -ne 0 ]
+	[ "$(kpodman exec "$CTR" postconf -h myhostname)" = "$DOMAIN" ]
+	[ "$(kpodman exec "$CTR" postconf -h mailbox_lmtp_destination)" = "inet:127.0.0.1:$LMTP" ]
+	[ "$(kpodman exec "$CTR" postconf -h smtp_in_port)" = "$SMTP" ]
+	[ "$(kpodman exec "$CTR" id -u)" = "$KUBE_UID" ]
+}
+
+@test "the queue is on the claim's volume: a deferred mail survives the pod and is delivered later" {
+	dv_stop "$WORK/dovecot"
+	wait_until 30 "Dovecot LMTP to close" port_closed "$LMTP"
+	run mailtool send --port "$SMTP" --to "bob@$DOMAIN" --subject survives
+	echo "$output"
+	[ "$status" -eq 0 ]
+	token=${output#250 }
+	wait_until 60 "the deferral" \
+		eval "kpodman logs $CTR 2>&1 | grep -q 'to=<bob@$DOMAIN>.*status=deferred'"
+	kube_down_keep() { kpodman kube down "$WORK/kube/pod.yaml" >/dev/null; }
+	kube_down_keep
+	kpodman volume exists "$VOLUME"
+	dv_start "$WORK/dovecot" "$LMTP" "$IMAP" "$AUTH" \
+		"alice@$DOMAIN:alicepw" "bob@$DOMAIN:bobpw"
+	# The same pod again, now with the PROXY protocol on (next test).
+	CHART_RELEASE=pftest chart_render "$WORK/render/kube-play-proxy.yaml" \
+		-f "$TOP/tests/chart-values/kube-play.yaml" \
+		--set "podSecurityContext.runAsUser=$KUBE_UID" \
+		--set proxyProtocol.enabled=true
+	kube_play "$WORK/kube" "$WORK/render/kube-play-proxy.yaml"
+	kube_wait_port 120 "$CTR" "$SMTP"
+	kpodman exec "$CTR" postqueue -f
+	wait_until 60 "the deferred mail at bob" \
+		eval "mailtool imap --port $IMAP --user bob@$DOMAIN --password bobpw --tokens | grep -q $token"
+}
+
+@test "proxyProtocol.enabled: smtpd takes the client address from the PROXY header" {
+	kube_running "$CTR"
+	[ "$(kpodman exec "$CTR" postconf -h smtpd_upstream_proxy_protocol)" = haproxy ]
+	run proxy_send "$SMTP" 192.0.2.44 "alice@$DOMAIN"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	kpodman logs "$CTR" 2>&1 | grep -q 'connect from unknown\[192\.0\.2\.44\]'
+	wait_until 60 "the proxied mail at alice" \
+		eval "mailtool imap --port $IMAP --user alice@$DOMAIN --password alicepw --tokens | grep -q proxy-token-1"
+	# A client without the header gets no service.
+	run mailtool send --port "$SMTP" --to "alice@$DOMAIN" --timeout 8
+	echo "$output"
+	[ "$status" -ne 0 ]
 }

@@ -6,6 +6,7 @@
 #                           mail) with ARGS (-f/--set), into OUT
 # chart_fails ARGS..        helm template must fail; its error in $output
 # kq FILE KIND/NAME EXPR    a value of a rendered object (k8s/tools/query)
+# kq_absent FILE KIND/NAME EXPR   that object or value does not exist
 # kube_play DIR RENDERED    podify RENDERED into DIR/pod.yaml, podman kube
 #                           play it with --network host
 # kube_down DIR             podman kube down, remove its named volumes
@@ -41,6 +42,14 @@ kq() {
 	"$K8S_TOOLS/query" "$@"
 }
 
+# kq_absent FILE KIND/NAME EXPR - the object or the value does not exist
+# (query exits 3). A bare "! kq" would not fail a BATS test.
+kq_absent() {
+	local s=0
+	kq "$@" >/dev/null 2>&1 || s=$?
+	[ "$s" -eq 3 ]
+}
+
 # podman with the project's settings (runc, ulimits): container/containers.conf.
 kpodman() {
 	CONTAINERS_CONF=${CONTAINERS_CONF:-$TOP/container/containers.conf} podman "$@"
@@ -57,7 +66,7 @@ kube_down() {
 	local dir=$1 v
 	[ -f "$dir/pod.yaml" ] || return 0
 	kpodman kube down "$dir/pod.yaml" >/dev/null 2>&1 || true
-	for v in $(sed -n 's/^ *claimName: *//p' "$dir/pod.yaml"); do
+	sed -n 's/^ *claimName: *//p' "$dir/pod.yaml" | while read -r v; do
 		kpodman volume rm -f "$v" >/dev/null 2>&1 || true
 	done
 }
