@@ -57,7 +57,7 @@ kpodman() {
 
 kube_play() {
 	local dir=$1 rendered=$2
-	"$K8S_TOOLS/podify" "$rendered" >"$dir/pod.yaml" 2>"$dir/podify.err"
+	"$K8S_TOOLS/podify" --host-network "$rendered" >"$dir/pod.yaml" 2>"$dir/podify.err"
 	kpodman kube play --network host "$dir/pod.yaml" >"$dir/play.out" 2>&1 ||
 		fail "podman kube play failed: $(cat "$dir/play.out")"
 }
