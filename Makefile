@@ -113,3 +113,18 @@ clean:
 
 distclean:
 	rm -rf build build-*
+
+# Benchmark (issue 10; bench/run, docs/BENCHMARKS.md; needs root): this
+# build, the same upstream built without the switch (build/upstream) and
+# Debian's stock Postfix, side by side in one run of the shared harness
+# ../shared/bench/mta-bench.
+#   make bench          the full matrix, 3 repetitions (about 20 minutes)
+#   make bench-smoke    small matrix, one repetition (tests/bench.bats)
+.PHONY: bench bench-smoke
+bench: install
+	$(MAKE) UNPRIVILEGED=no BUILD=build/upstream install
+	bench/run full
+
+bench-smoke: install
+	$(MAKE) UNPRIVILEGED=no BUILD=build/upstream install
+	bench/run smoke
