@@ -62,7 +62,8 @@ $(BUILD)/makefiles.stamp: $(BUILD)/prepared.stamp $(BUILD)/makefiles.args
 build: $(BUILD)/makefiles.stamp
 	$(MAKE) -C $(SRC) -j$(JOBS) >$(BUILD)/make.log 2>&1 || \
 		{ tail -n 40 $(BUILD)/make.log; exit 1; }
-	@grep -h 'warning:' $(BUILD)/make.log | sed -E 's/:[0-9]+:[0-9]+:/:/' | \
+	@grep -hE '^[^ :]+\.[ch]:[0-9]+:[0-9]+: warning:' $(BUILD)/make.log | \
+		sed -E 's/:[0-9]+:[0-9]+:/:/' | \
 		sort -u | grep -vxF -f postfix/upstream-warnings | \
 		sed 's/^/new compiler warning: /' | { ! grep .; } || \
 		{ echo "see $(BUILD)/make.log; only postfix/upstream-warnings are allowed"; exit 1; }
