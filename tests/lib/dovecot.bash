@@ -7,6 +7,12 @@
 # dv_stop DIR
 # dv_count DIR USER@DOMAIN    messages delivered to that Maildir
 # dv_tokens DIR               X-Test-Token of every delivered message
+# dv_start_sql DIR LMTP_PORT IMAP_PORT AUTH_PORT SQL_CONF [USER:PASSWORD...]
+#     the same peer from conf/dovecot/dovecot.conf.template: users from the
+#     shared SQL schema through SQL_CONF (a dovecot-sql.conf.ext, see
+#     md_dovecot_sql), USER:PASSWORD pairs as local mailboxes in a
+#     passwd-file; LMTP also on the UNIX socket DIR/run/lmtp (mode 0666)
+# dv_restart DIR              start a stopped Dovecot again, same config
 
 dv_write_conf() {
 	local dir=$1 lmtp=$2 imap=$3 auth=$4
@@ -100,4 +106,42 @@ dv_count() {
 
 dv_tokens() {
 	mailtool tokens "$1/mail"
+}
+
+dv_start_sql() {
+	local dir=$1 lmtp=$2 imap=$3 auth=$4 sql=$5 u
+	shift 5
+	ensure_peer_user
+	rm -rf "$dir"
+	mkdir -p "$dir/run" "$dir/state" "$dir/mail"
+	: >"$dir/local-users"
+	for u in "$@"; do
+		# Empty uid/gid/home fields: mail_uid, mail_gid, mail_home apply
+		# (a line without them is not found as a userdb entry at all).
+		printf '%s:{PLAIN}%s::::::\n' "${u%%:*}" "${u#*:}" \
+			>>"$dir/local-users"
+	done
+	cp "$sql" "$dir/dovecot-sql.conf.ext"
+	chmod 600 "$dir/dovecot-sql.conf.ext"
+	sed -e "s|@DIR@|$dir|g" -e "s|@USER@|$PEER_USER|g" \
+		-e "s|@LISTEN@|127.0.0.1|g" -e "s|@LMTP_PORT@|$lmtp|g" \
+		-e "s|@IMAP_PORT@|$imap|g" -e "s|@AUTH_PORT@|$auth|g" \
+		-e "s|@SQL_CONF@|$dir/dovecot-sql.conf.ext|g" \
+		"$TOP/conf/dovecot/dovecot.conf.template" >"$dir/dovecot.conf"
+	! grep -n '@[A-Z_]*@' "$dir/dovecot.conf" ||
+		fail "unfilled placeholder in $dir/dovecot.conf" || return 1
+	echo "$lmtp $imap" >"$dir/ports"
+	chown -R "$PEER_USER:" "$dir"
+	dv_restart "$dir"
+}
+
+dv_restart() {
+	local dir=$1 lmtp imap
+	read -r lmtp imap <"$dir/ports"
+	runuser -u "$PEER_USER" -- /usr/sbin/dovecot -c "$dir/dovecot.conf" ||
+		fail "dovecot did not start: $(tail -n 20 "$dir/dovecot.log" 2>/dev/null)" ||
+		return 1
+	wait_until 30 "Dovecot LMTP on $lmtp" port_open "$lmtp"
+	wait_until 30 "Dovecot IMAP on $imap" port_open "$imap"
+	wait_until 30 "Dovecot LMTP socket" test -S "$dir/run/lmtp"
 }
