@@ -399,7 +399,9 @@ ensure_image() {
 	ports_free "$SMTP" "$SUBMISSION" "$SMTPS" "$LMTP" "$IMAP" "$AUTH"
 	dv_start "$WORK/dovecot" "$LMTP" "$IMAP" "$AUTH" \
 		"alice@$DOMAIN:alicepw" "bob@$DOMAIN:bobpw"
-	kube_play "$WORK/kube" "$WORK/render/kube-play.yaml"
+	make_cert "$WORK/tls" "$DOMAIN"
+	kube_tls_secret pftest-tls "$WORK/tls" >"$WORK/tls-secret.yaml"
+	kube_play "$WORK/kube" "$WORK/render/kube-play.yaml" "$WORK/tls-secret.yaml"
 	cat "$WORK/kube/podify.err"
 	grep -q 'dropped Service/pftest-postfix-smtp' "$WORK/kube/podify.err"
 	kube_wait_port 120 "$CTR" "$SMTP"
@@ -435,6 +437,33 @@ ensure_image() {
 	kpodman logs "$CTR" 2>&1 | grep -q "to=<alice@$DOMAIN>, relay=127.0.0.1\[127.0.0.1\]:$LMTP.*status=sent"
 }
 
+@test "the TLS Secret and the SASL settings reach the pod: STARTTLS, SMTPS, AUTH" {
+	run mailtool ehlo --port "$SMTP"
+	echo "$output"
+	echo "$output" | grep -qx STARTTLS
+	run mailtool send --port "$SMTP" --starttls --to "bob@$DOMAIN" --subject over-starttls
+	echo "$output"
+	[ "$status" -eq 0 ]
+	run mailtool ehlo --port "$SMTPS" --ssl
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q '^AUTH .*PLAIN'
+	# Submission: TLS and AUTH (Dovecot's) before anything is accepted.
+	run mailtool send --port "$SUBMISSION" --to "bob@$DOMAIN"
+	[ "$status" -ne 0 ]
+	run mailtool send --port "$SUBMISSION" --starttls --auth "alice@$DOMAIN:alicepw" \
+		--to "bob@$DOMAIN" --subject via-submission
+	echo "$output"
+	[ "$status" -eq 0 ]
+	run mailtool send --port "$SMTPS" --ssl --auth "alice@$DOMAIN:alicepw" \
+		--to "bob@$DOMAIN" --subject via-smtps
+	echo "$output"
+	[ "$status" -eq 0 ]
+	token=${output#250 }
+	wait_until 60 "the SMTPS mail at bob" \
+		eval "mailtool imap --port $IMAP --user bob@$DOMAIN --password bobpw --tokens | grep -q $token"
+}
+
 @test "the pod's probes pass, its root file system is read-only, its config came from the ConfigMap" {
 	kpodman exec "$CTR" postfix-health live
 	kpodman exec "$CTR" postfix-health ready
@@ -457,8 +486,7 @@ ensure_image() {
 	token=${output#250 }
 	wait_until 60 "the deferral" \
 		eval "kpodman logs $CTR 2>&1 | grep -q 'to=<bob@$DOMAIN>.*status=deferred'"
-	kube_down_keep() { kpodman kube down "$WORK/kube/pod.yaml" >/dev/null; }
-	kube_down_keep
+	kpodman kube down "$WORK/kube/pod.yaml" >/dev/null
 	kpodman volume exists "$VOLUME"
 	dv_start "$WORK/dovecot" "$LMTP" "$IMAP" "$AUTH" \
 		"alice@$DOMAIN:alicepw" "bob@$DOMAIN:bobpw"
@@ -467,7 +495,7 @@ ensure_image() {
 		-f "$TOP/tests/chart-values/kube-play.yaml" \
 		--set "podSecurityContext.runAsUser=$KUBE_UID" \
 		--set proxyProtocol.enabled=true
-	kube_play "$WORK/kube" "$WORK/render/kube-play-proxy.yaml"
+	kube_play "$WORK/kube" "$WORK/render/kube-play-proxy.yaml" "$WORK/tls-secret.yaml"
 	kube_wait_port 120 "$CTR" "$SMTP"
 	kpodman exec "$CTR" postqueue -f
 	wait_until 60 "the deferred mail at bob" \

@@ -7,8 +7,11 @@
 # chart_fails ARGS..        helm template must fail; its error in $output
 # kq FILE KIND/NAME EXPR    a value of a rendered object (k8s/tools/query)
 # kq_absent FILE KIND/NAME EXPR   that object or value does not exist
-# kube_play DIR RENDERED    podify RENDERED into DIR/pod.yaml, podman kube
-#                           play it with --network host
+# kube_play DIR RENDERED [EXTRA..]
+#                           podify RENDERED and the EXTRA manifests (Secrets)
+#                           into DIR/pod.yaml, podman kube play it with
+#                           --network host
+# kube_tls_secret NAME DIR  a kubernetes.io/tls Secret of DIR/tls.crt, .key
 # kube_down DIR             podman kube down, remove its named volumes
 # kube_ctr POD              the name of POD's first (Postfix) container
 # kube_running CTR          CTR is running
@@ -57,9 +60,18 @@ kpodman() {
 
 kube_play() {
 	local dir=$1 rendered=$2
-	"$K8S_TOOLS/podify" --host-network "$rendered" >"$dir/pod.yaml" 2>"$dir/podify.err"
+	shift 2
+	# podify turns the Secrets (EXTRA) into ConfigMaps for podman.
+	"$K8S_TOOLS/podify" --host-network "$rendered" "$@" >"$dir/pod.yaml" 2>"$dir/podify.err"
 	kpodman kube play --network host "$dir/pod.yaml" >"$dir/play.out" 2>&1 ||
 		fail "podman kube play failed: $(cat "$dir/play.out")"
+}
+
+kube_tls_secret() {
+	printf 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: %s\n' "$1"
+	printf 'type: kubernetes.io/tls\ndata:\n'
+	printf '  tls.crt: %s\n' "$(base64 -w0 "$2/tls.crt")"
+	printf '  tls.key: %s\n' "$(base64 -w0 "$2/tls.key")"
 }
 
 kube_down() {
