@@ -276,6 +276,9 @@ teardown_file() {
 	[ "$(kq "$f" $STS 'o.spec.template.spec.automountServiceAccountToken')" = false ]
 	[ "$(kq "$f" ServiceAccount/postfix 'o.automountServiceAccountToken')" = false ]
 	[ "$(kq "$f" $STS 'o.spec.template.spec.serviceAccountName')" = postfix ]
+	# No POSTFIX_SMTP_SERVICE_HOST & co. from the Service postfix-smtp: the
+	# entrypoint would take POSTFIX_* variables for main.cf settings.
+	[ "$(kq "$f" $STS 'o.spec.template.spec.enableServiceLinks')" = false ]
 	# Writable paths are volumes: /run and /tmp emptyDirs.
 	[ "$(kq "$f" $STS 'o.spec.template.spec.containers[0].volumeMounts.map(m => m.mountPath).sort().join(" ")')" = "/run /tmp /var/lib/postfix /var/spool/postfix" ]
 }
