@@ -519,3 +519,11 @@ ensure_image() {
 	echo "$output"
 	[ "$status" -ne 0 ]
 }
+
+@test "proxyProtocol.enabled: the readiness probe still passes (needs a PROXY-aware postfix-health)" {
+	kube_running "$CTR"
+	if ! kpodman exec "$CTR" grep -q PROXY /usr/local/bin/postfix-health; then
+		skip "the image's postfix-health sends no PROXY header yet: with the PROXY protocol on, the pod never becomes ready"
+	fi
+	kpodman exec "$CTR" postfix-health ready
+}
