@@ -56,11 +56,29 @@ pf_edit() {
 	touch -d "@$pf_ed_then" "$1/main.cf" "$1/master.cf"
 }
 
-# pf_param DIR NAME - the expanded value of NAME, empty when NAME is not
-# a parameter at all (a user-defined parameter of conf/main.cf that a
-# mounted main.cf does not have).
+# pf_param DIR NAME - the expanded value of NAME. postconf shows nothing
+# for a parameter that Postfix does not know and nothing references (a
+# user-defined parameter of conf/main.cf, such as smtp_in_port, set in a
+# stock main.cf through the environment): then the value written in
+# main.cf, unexpanded.
 pf_param() {
-	pf_pc "$1" -xh "$2" 2>/dev/null || :
+	pf_pm_value=$(pf_pc "$1" -xh "$2" 2>/dev/null) || pf_pm_value=
+	if [ -z "$pf_pm_value" ]; then
+		pf_pm_value=$(pf_raw "$1" "$2")
+	fi
+	printf '%s\n' "$pf_pm_value"
+}
+
+# pf_raw DIR NAME - the last value of NAME in DIR/main.cf as written
+# (continuation lines joined), empty when it is not there.
+pf_raw() {
+	awk -v name="$2" '
+		function done() { if (cur == name) value = v }
+		/^#/ || /^[[:space:]]*$/ { next }
+		/^[[:space:]]/ { if (cur != "") { sub(/^[[:space:]]+/, ""); v = v " " $0 }; next }
+		{ done(); cur = $0; sub(/[[:space:]]*=.*/, "", cur)
+		  v = $0; sub(/^[^=]*=[[:space:]]*/, "", v) }
+		END { done(); sub(/[[:space:]]+$/, "", value); print value }' "$1/main.cf"
 }
 
 # pf_env_settings - "name=value" of every POSTFIX_<name> environment
@@ -132,9 +150,10 @@ pf_can_bind_low() {
 }
 
 # pf_remap_ports DIR - a listener on 25, 587 or 465 (a stock master.cf)
-# that this UID cannot bind moves to smtp_in_port, submission_in_port or
-# smtps_in_port (defaults 2525, 2587, 2465), with a warning; the
-# Kubernetes Service maps the well-known ports to those.
+# that this UID cannot bind becomes the smtp-in, submission-in or smtps-in
+# listener of conf/main.cf: port smtp_in_port, submission_in_port or
+# smtps_in_port (2525, 2587, 2465 unless set), named in known_tcp_ports.
+# The Kubernetes Service maps the well-known ports to those.
 pf_remap_ports() {
 	pf_rp_dir=$1
 	for pf_rp_svc in $(pf_inet_services "$pf_rp_dir" | cut -d' ' -f1); do
@@ -142,22 +161,35 @@ pf_remap_ports() {
 		[ -n "$pf_rp_port" ] || continue
 		pf_can_bind_low "$pf_rp_port" && continue
 		case $pf_rp_port in
-		25) pf_rp_param=smtp_in_port pf_rp_new=2525 ;;
-		587) pf_rp_param=submission_in_port pf_rp_new=2587 ;;
-		465) pf_rp_param=smtps_in_port pf_rp_new=2465 ;;
+		25) pf_rp_name=smtp-in pf_rp_default=2525 ;;
+		587) pf_rp_name=submission-in pf_rp_default=2587 ;;
+		465) pf_rp_name=smtps-in pf_rp_default=2465 ;;
 		*)
 			pf_warn "master.cf service $pf_rp_svc/inet uses port $pf_rp_port, which uid $(id -u) cannot bind: use a port above 1023"
 			continue
 			;;
 		esac
-		pf_rp_value=$(pf_param "$pf_rp_dir" "$pf_rp_param")
-		pf_rp_new=${pf_rp_value:-$pf_rp_new}
+		pf_rp_param=$(echo "$pf_rp_name" | tr - _)_port
 		pf_rp_host=
 		case $pf_rp_svc in
 		*:*) pf_rp_host=${pf_rp_svc%:*}: ;;
 		esac
-		pf_edit "$pf_rp_dir" -F -e "$pf_rp_svc/inet/service=$pf_rp_host$pf_rp_new"
-		pf_warn "master.cf service $pf_rp_svc/inet: uid $(id -u) cannot bind port $pf_rp_port, listening on $pf_rp_host$pf_rp_new instead ($pf_rp_param)"
+		if [ -n "$(pf_pc "$pf_rp_dir" -M "$pf_rp_host$pf_rp_name/inet" 2>/dev/null)" ]; then
+			pf_warn "master.cf service $pf_rp_svc/inet uses port $pf_rp_port, which uid $(id -u) cannot bind, and $pf_rp_host$pf_rp_name/inet exists already: not moving it"
+			continue
+		fi
+		pf_rp_new=$(pf_param "$pf_rp_dir" "$pf_rp_param")
+		if [ -z "$pf_rp_new" ]; then
+			pf_rp_new=$pf_rp_default
+			pf_edit "$pf_rp_dir" -e "$pf_rp_param = $pf_rp_new"
+		fi
+		pf_rp_known=$(pf_pc "$pf_rp_dir" -h known_tcp_ports)
+		case ",$(echo "$pf_rp_known" | tr -d ' \t')," in
+		*",$pf_rp_name="*) ;;
+		*) pf_edit "$pf_rp_dir" -e "known_tcp_ports = ${pf_rp_known:+$pf_rp_known, }$pf_rp_name=\$$pf_rp_param" ;;
+		esac
+		pf_edit "$pf_rp_dir" -F -e "$pf_rp_svc/inet/service=$pf_rp_host$pf_rp_name"
+		pf_warn "master.cf service $pf_rp_svc/inet: uid $(id -u) cannot bind port $pf_rp_port; it is now $pf_rp_host$pf_rp_name/inet on port $pf_rp_new ($pf_rp_param)"
 	done
 }
 
