@@ -398,7 +398,7 @@ ensure_image() {
 	ensure_image
 	# Leftovers of an interrupted run (fixed names: the pod and its volume).
 	kpodman pod rm -f "$POD" >/dev/null 2>&1 || true
-	kpodman volume rm -f "$VOLUME" >/dev/null 2>&1 || true
+	kpodman volume rm -f "$VOLUME" pftest-tls >/dev/null 2>&1 || true
 	ports_free "$SMTP" "$SUBMISSION" "$SMTPS" "$LMTP" "$IMAP" "$AUTH"
 	dv_start "$WORK/dovecot" "$LMTP" "$IMAP" "$AUTH" \
 		"alice@$DOMAIN:alicepw" "bob@$DOMAIN:bobpw"

@@ -12,7 +12,8 @@
 #                           into DIR/pod.yaml, podman kube play it with
 #                           --network host
 # kube_tls_secret NAME DIR  a kubernetes.io/tls Secret of DIR/tls.crt, .key
-# kube_down DIR             podman kube down, remove its named volumes
+# kube_down DIR             podman kube down, remove the named volumes that
+#                           its claims and configMap volumes became
 # kube_ctr POD              the name of POD's first (Postfix) container
 # kube_running CTR          CTR is running
 # kube_wait_port T CTR PORT wait for 127.0.0.1:PORT, fail early (with the
@@ -78,7 +79,13 @@ kube_down() {
 	local dir=$1 v
 	[ -f "$dir/pod.yaml" ] || return 0
 	kpodman kube down "$dir/pod.yaml" >/dev/null 2>&1 || true
-	sed -n 's/^ *claimName: *//p' "$dir/pod.yaml" | while read -r v; do
+	# Claims become named volumes, and so do configMap volumes (named
+	# after the ConfigMap); kube down keeps both.
+	{
+		sed -n 's/^ *claimName: *//p' "$dir/pod.yaml"
+		awk '/^ *configMap:$/ { c = 1; next }
+			c && /^ *name: / { print $2; c = 0 }' "$dir/pod.yaml"
+	} | while read -r v; do
 		kpodman volume rm -f "$v" >/dev/null 2>&1 || true
 	done
 }
