@@ -237,7 +237,7 @@ send_and_check() {
 	[ "$status" -eq 0 ]
 }
 
-@test "the image's default user (10001) without a certificate: TLS off with a warning, TLS-only listeners disabled" {
+@test "the image's default user (10001) without a certificate: TLS off with a warning, TLS-only listeners disabled; readiness behind a PROXY-protocol balancer" {
 	main_env "$PLAIN"
 	ct_run plain "" "${ENV[@]}"
 	ct_wait_ready plain "$PLAIN"
@@ -250,6 +250,13 @@ send_and_check() {
 	port_closed $((PLAIN + 1))
 	port_closed $((PLAIN + 2))
 	send_and_check plain "$PLAIN" carol carolpw
+	podman exec plain postfix-health ready
+	# Behind a load balancer with the PROXY protocol, smtpd greets only
+	# after a PROXY header; the readiness probe sends one (type LOCAL).
+	podman exec plain postconf -e smtpd_upstream_proxy_protocol=haproxy
+	podman exec plain postfix reload
+	ct_wait plain 30 "smtpd to wait for a PROXY header" \
+		eval "! ct_has_banner $PLAIN"
 	podman exec plain postfix-health ready
 }
 
