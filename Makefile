@@ -129,3 +129,15 @@ bench: install
 bench-smoke: install
 	$(MAKE) UNPRIVILEGED=no BUILD=build/upstream install
 	bench/run smoke
+
+# First run (issue 5; scripts/demo, docs/mailpaths.md; needs root): MariaDB,
+# Dovecot and this MTA on 127.0.0.1, each under an unprivileged account,
+# with a demo domain and user; prints how to send a first mail and read it.
+#   make demo           build if needed, then start everything afresh
+#   make demo-stop      stop everything; nothing is left running
+.PHONY: demo demo-stop
+demo:
+	scripts/demo start
+
+demo-stop:
+	scripts/demo stop

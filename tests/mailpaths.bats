@@ -129,6 +129,7 @@ setup_file() {
 }
 
 teardown_file() {
+	[ ! -d "$WORK/demo" ] || demo stop >/dev/null 2>&1 || true
 	pf_stop "$A" || true
 	pf_stop "$B" || true
 	pf_stop "$PEER" || true
@@ -137,6 +138,16 @@ teardown_file() {
 	smtp_sink_stop "$WORK/sink"
 	[ ! -f "$WORK/control.pid" ] || kill "$(cat "$WORK/control.pid")" 2>/dev/null || true
 	suite_cleanup
+}
+
+# demo start|stop - scripts/demo (make demo) in $WORK/demo, on ports of
+# this suite's block.
+demo() {
+	DEMO_DIR=$WORK/demo DEMO_SMTP=$((PORT_BASE + 50)) \
+		DEMO_SUBMISSION=$((PORT_BASE + 51)) DEMO_SMTPS=$((PORT_BASE + 52)) \
+		DEMO_IMAP=$((PORT_BASE + 53)) DEMO_LMTP=$((PORT_BASE + 54)) \
+		DEMO_AUTH=$((PORT_BASE + 55)) DEMO_DB=$((PORT_BASE + 56)) \
+		"$TOP/scripts/demo" "$@"
 }
 
 # send_record FILE MAILTOOL-SEND-ARGS... - send one message; on 250 append
@@ -617,6 +628,41 @@ PY
 	! tail -n +$((since + 1)) "$A/maillog" | grep 'status=bounced' ||
 		fail "mail bounced"
 	echo "# mariadb outage: accepted $accepted (10 queued before the outage, $(wc -l <"$probes") probe, 10 after), answered 451 4.3.0 during it: 12 RCPTs, delivered $(delivered "$all"), bounced 0, 5xx to RCPT 0, master restarted: no; first 250 ${recovered}s and all delivered ${drained}s after MariaDB returned" >&3
+}
+
+@test "scripts/demo (make demo): starts everything, its printed swaks line delivers, IMAP reads it; demo-stop leaves nothing" {
+	local out=$WORK/demo.out line ports
+	local DEMO_DIR=$WORK/demo DEMO_SUBMISSION=$((PORT_BASE + 51))
+	ports=$(seq $((PORT_BASE + 50)) $((PORT_BASE + 56)))
+	# shellcheck disable=SC2086
+	ports_free $ports
+	run demo start
+	echo "$output" >"$out"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# The MTA runs as the random UID in group 0; the peers as $PEER_USER.
+	pid=$(pf_master_pid "$DEMO_DIR/postfix")
+	read -r uid gid < <(ps -o uid=,gid= -p "$pid")
+	[ "$uid:$gid" = "$RUN_UID:0" ]
+	[ "$(ps -o user= -p "$(cat "$DEMO_DIR/mariadb/mariadbd.pid")")" = "$PEER_USER" ]
+	[ "$(ps -o user= -p "$(cat "$DEMO_DIR/dovecot/run/master.pid")")" = "$PEER_USER" ]
+	# What the demo tells a person to do works as printed.
+	line=$(sed -n 's/^  \(swaks .*\)$/\1/p' "$out")
+	[[ "$line" == "swaks --server 127.0.0.1:$DEMO_SUBMISSION --tls --auth-user demo@example.test "* ]]
+	run eval "$line"
+	echo "$output" | tail -n 4
+	[ "$status" -eq 0 ]
+	line=$(sed -n 's/^  \(python3 tests\/lib\/mailtool.py imap .*\)$/\1/p' "$out")
+	[ -n "$line" ]
+	wait_until 30 "the first mail over IMAP" \
+		eval "cd $TOP && $line | grep -q '^Subject: my first mail'"
+	run demo stop
+	echo "$output"
+	[ "$status" -eq 0 ]
+	for p in $ports; do
+		port_closed "$p" || fail "port $p still open after demo-stop"
+	done
+	! pgrep -f "$DEMO_DIR" || fail "a demo process is still running"
 }
 
 @test "no instance logged a fatal error or a panic, and none was restarted" {

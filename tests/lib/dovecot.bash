@@ -138,8 +138,10 @@ dv_start_sql() {
 dv_restart() {
 	local dir=$1 lmtp imap
 	read -r lmtp imap <"$dir/ports"
-	runuser -u "$PEER_USER" -- /usr/sbin/dovecot -c "$dir/dovecot.conf" ||
-		fail "dovecot did not start: $(tail -n 20 "$dir/dovecot.log" 2>/dev/null)" ||
+	# The daemonized master must not hold the caller's output open.
+	runuser -u "$PEER_USER" -- /usr/sbin/dovecot -c "$dir/dovecot.conf" \
+		</dev/null >>"$dir/start.log" 2>&1 ||
+		fail "dovecot did not start: $(tail -n 20 "$dir/start.log" "$dir/dovecot.log" 2>/dev/null)" ||
 		return 1
 	wait_until 30 "Dovecot LMTP on $lmtp" port_open "$lmtp"
 	wait_until 30 "Dovecot IMAP on $imap" port_open "$imap"
