@@ -16,6 +16,7 @@ AUTH=$((PORT_BASE + 22))
 DEFER=$((PORT_BASE + 30))
 CLOSED=$((PORT_BASE + 39))
 ROOTPIPE=$((PORT_BASE + 40))
+LATE=$((PORT_BASE + 50))
 DOMAIN=mx.example.test
 
 load lib/common
@@ -29,7 +30,7 @@ setup_file() {
 	ports_free "$MAIN" $((MAIN + 1)) $((MAIN + 2)) "$PLAIN" $((PLAIN + 1)) \
 		$((PLAIN + 2)) "$DEBIAN" "$LMTP" "$IMAP" "$AUTH" "$DEFER" \
 		$((DEFER + 1)) $((DEFER + 2)) "$CLOSED" "$ROOTPIPE" \
-		$((ROOTPIPE + 1)) $((ROOTPIPE + 2))
+		$((ROOTPIPE + 1)) $((ROOTPIPE + 2)) "$LATE" $((LATE + 1)) $((LATE + 2))
 	ct_image
 	CT_UID=$(ct_random_uid)
 	OTHER_UID=$(ct_random_uid)
@@ -235,6 +236,21 @@ send_and_check() {
 	[ "$(podman exec main sh -c 'stat -c %Z /proc/1')" = "$pid" ]
 	run mailtool send --port "$MAIN" --starttls --to "bob@$DOMAIN"
 	[ "$status" -eq 0 ]
+}
+
+@test "a certificate that appears after the start turns TLS on without a restart" {
+	mkdir -p "$WORK/tls-late"
+	main_env "$LATE"
+	ct_run late "$CT_UID" "${ENV[@]}" -e POSTFIX_TLS_WATCH_INTERVAL=1 \
+		-v "$WORK/tls-late:/etc/postfix/tls:ro"
+	ct_wait_ready late "$LATE"
+	port_closed $((LATE + 1))
+	k8s_tls_secret "$WORK/tls-late" v1
+	ct_wait_log late 30 'postfix-tls-watch: TLS certificate files changed: TLS is now on'
+	ct_wait late 30 "submission-in on $((LATE + 1))" port_open $((LATE + 1))
+	run mailtool ehlo --port "$LATE"
+	echo "$output" | grep -qx STARTTLS
+	[ "$(tls_fingerprint "$LATE")" = "$(cert_fingerprint "$WORK/tls-late/tls.crt")" ]
 }
 
 @test "the image's default user (10001) without a certificate: TLS off with a warning, TLS-only listeners disabled; readiness behind a PROXY-protocol balancer" {
