@@ -154,10 +154,10 @@ ct_wait_log() {
 
 ct_cleanup() {
 	local ids
-	ids=$(podman ps -aq --filter "label=$CT_LABEL")
-	[ -z "$ids" ] || podman rm -f -t 0 $ids >/dev/null 2>&1 || true
-	ids=$(podman volume ls -q --filter "label=$CT_LABEL")
-	[ -z "$ids" ] || podman volume rm -f $ids >/dev/null 2>&1 || true
+	mapfile -t ids < <(podman ps -aq --filter "label=$CT_LABEL")
+	[ "${#ids[@]}" -eq 0 ] || podman rm -f -t 0 "${ids[@]}" >/dev/null 2>&1 || true
+	mapfile -t ids < <(podman volume ls -q --filter "label=$CT_LABEL")
+	[ "${#ids[@]}" -eq 0 ] || podman volume rm -f "${ids[@]}" >/dev/null 2>&1 || true
 }
 
 # tls_fingerprint PORT - SHA-256 fingerprint of the certificate that a new
