@@ -320,7 +320,10 @@ assert names <= {"Return-Path", "Delivered-To", "Received"}, names
 	[[ "$output" == "550 5.1.1 <nosuch@$DOMAIN>: Recipient address rejected: User unknown in virtual mailbox table" ]]
 	run mailtool send --port "$A_SUB" --starttls \
 		--auth "alice@$DOMAIN:alicepw" --to "nosuch@$DOMAIN"
-	[[ "$output" == "550 5.1.1 "* ]]
+	[[ "$output" == "550 5.1.1 <nosuch@$DOMAIN>: "* ]]
+	run mailtool send --port "$A_SMTPS" --ssl \
+		--auth "alice@$DOMAIN:alicepw" --to "nosuch@$DOMAIN"
+	[[ "$output" == "550 5.1.1 <nosuch@$DOMAIN>: "* ]]
 	run mailtool send --port "$A_SMTP" --to "nosuch@$LOCALHOST"
 	echo "$output"
 	[[ "$output" == "550 5.1.1 <nosuch@$LOCALHOST>: Recipient address rejected: User unknown in local recipient table" ]]
@@ -560,7 +563,8 @@ PY
 
 @test "MariaDB down: 451 4.3.0 at RCPT, queued mail deferred; it flows again with no restart, nothing lost" {
 	local held=$WORK/db.held down=$WORK/db.down after=$WORK/db.after
-	local probes=$WORK/db.probes all=$WORK/db.all since master back recovered drained accepted
+	local probes=$WORK/db.probes all=$WORK/db.all since master back recovered
+	local drained accepted late batch
 	master=$(pf_master_pid "$A")
 	since=$(wc -l <"$A/maillog")
 	: >"$probes"
@@ -612,10 +616,25 @@ PY
 	wait_until 60 "a 250 for a recipient in MariaDB" \
 		send_record "$probes" --port "$A_SMTP" --to "alice@$DOMAIN"
 	recovered=$(($(date +%s) - back))
-	run mailtool load --port "$A_SMTP" --to "alice@$DOMAIN" --count 10 \
-		--concurrency 2 --prefix dbafter --out "$after" --no-5xx
-	echo "$output"
-	[ "$output" = "sent 10 accepted 10 codes 250:10" ]
+	# Each proxymap process keeps its own "database down" mark for up to
+	# retry_interval, so a lookup that lands on another one may still get
+	# 451 for a few seconds: batches of 10 until one is accepted whole
+	# (bounded), every 250 of every batch counted, never a 5xx.
+	: >"$after"
+	late=0
+	for batch in $(seq 10); do
+		run mailtool load --port "$A_SMTP" --to "alice@$DOMAIN" \
+			--count 10 --concurrency 2 --prefix "dbafter$batch" \
+			--out "$after.$batch" --no-5xx
+		echo "$output"
+		[ "$status" -eq 0 ]
+		cat "$after.$batch" >>"$after"
+		[ "$output" != "sent 10 accepted 10 codes 250:10" ] || break
+		[[ "$output" =~ 451:([0-9]+) ]]
+		late=$((late + BASH_REMATCH[1]))
+		[ "$batch" -lt 10 ] || fail "mail did not flow again"
+		sleep 2
+	done
 
 	cat "$held" "$probes" "$after" >"$all"
 	accepted=$(wc -l <"$all")
@@ -627,7 +646,7 @@ PY
 	[ "$(pf_master_pid "$A")" = "$master" ]
 	! tail -n +$((since + 1)) "$A/maillog" | grep 'status=bounced' ||
 		fail "mail bounced"
-	echo "# mariadb outage: accepted $accepted (10 queued before the outage, $(wc -l <"$probes") probe, 10 after), answered 451 4.3.0 during it: 12 RCPTs, delivered $(delivered "$all"), bounced 0, 5xx to RCPT 0, master restarted: no; first 250 ${recovered}s and all delivered ${drained}s after MariaDB returned" >&3
+	echo "# mariadb outage: accepted $accepted (10 queued before the outage, $(wc -l <"$probes") probe, $(wc -l <"$after") after), answered 451 4.3.0 during it: 12 RCPTs, after it: $late, delivered $(delivered "$all"), bounced 0, 5xx to RCPT 0, master restarted: no; first 250 ${recovered}s and all delivered ${drained}s after MariaDB returned" >&3
 }
 
 @test "scripts/demo (make demo): starts everything, its printed swaks line delivers, IMAP reads it; demo-stop leaves nothing" {
