@@ -145,7 +145,8 @@ settings() {
 
 @test "bench scripts are POSIX sh and shellcheck clean" {
 	local f
-	for f in "$TOP"/bench/run "$TOP"/bench/startup "$TOP"/bench/lib/postfix-target \
+	for f in "$TOP"/bench/run "$TOP"/bench/startup "$TOP"/bench/profile \
+		"$TOP"/bench/lib/postfix-target \
 		"$TOP"/bench/targets/*; do
 		head -n 1 "$f" | grep -qx '#!/bin/sh'
 		shellcheck -s sh "$f"
