@@ -141,3 +141,17 @@ demo:
 
 demo-stop:
 	scripts/demo stop
+
+# The split topology on this machine (issue 8; container/split,
+# docs/split.md; needs root and the image): the queue "pod" (log, queue,
+# delivery, bridge-queue) and two edge "pods" (edge, bridge-edge) as
+# unprivileged podman containers on 127.0.0.1, bridged by socat with
+# mutual TLS; prints how to send a first mail.
+#   make split-up       start it afresh
+#   make split-down     remove its containers and volumes
+.PHONY: split-up split-down
+split-up:
+	container/split up
+
+split-down:
+	container/split down

@@ -1,6 +1,7 @@
 # shellcheck shell=sh
-# lib.sh - shared by postfix-entrypoint, postfix-tls-watch and
-# postfix-health (installed as /usr/local/lib/postfix-container/lib.sh).
+# lib.sh - shared by postfix-entrypoint, postfix-tls-watch, postfix-health
+# and postfix-bridge (installed as /usr/local/lib/postfix-container/lib.sh;
+# roles.sh adds the split topology's roles).
 # POSIX sh, sourced by scripts that run with "set -eu".
 #
 # The effective configuration lives in $MAIL_CONFIG (image default
@@ -262,7 +263,8 @@ pf_tls_off() {
 # defaults or mounted main.cf/master.cf from $PF_DEFAULTS, POSTFIX_<name>
 # environment settings, then what the container needs: logging to
 # stdout, LMTP for mailboxes, unprivileged ports, TLS only with a
-# certificate. Prints the TLS state (on/off/unreadable) on stdout.
+# certificate. Prints the TLS state (on/off/unreadable) on stdout; with
+# PF_TLS_SERVER=no (roles without listeners) "n/a", and no TLS changes.
 pf_render() {
 	pf_r_dir=$1
 	mkdir -p "$pf_r_dir"
@@ -299,6 +301,11 @@ pf_render() {
 
 	pf_remap_ports "$pf_r_dir"
 
+	# Roles without smtpd listeners (roles.sh) have no server TLS.
+	if [ "${PF_TLS_SERVER:-yes}" = no ]; then
+		echo n/a
+		return 0
+	fi
 	pf_r_tls=$(pf_tls_state "$pf_r_dir")
 	[ "$pf_r_tls" = on ] || pf_tls_off "$pf_r_dir"
 	echo "$pf_r_tls"

@@ -310,9 +310,9 @@ send_and_check() {
 	[ "$status" -ne 0 ]
 	echo "$output" | grep -q 'postfix entrypoint: required setting mailbox_lmtp_destination is missing (mydestination is not empty'
 
-	run ct_oneshot "$CT_UID" -e POSTFIX_ROLE=edge --
+	run ct_oneshot "$CT_UID" -e POSTFIX_ROLE=frontend --
 	[ "$status" -ne 0 ]
-	echo "$output" | grep -q "unknown POSTFIX_ROLE 'edge': this image implements only 'single'"
+	echo "$output" | grep -q "unknown POSTFIX_ROLE 'frontend': use one of single, queue, delivery, edge, log, bridge-edge, bridge-queue"
 
 	# /run is not writable (read-only root, no tmpfs on /run).
 	run podman run --rm --no-healthcheck --user "$CT_UID:0" --read-only \
