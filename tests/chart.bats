@@ -21,7 +21,7 @@ load lib/dovecot
 load lib/chart
 
 # The value sets: the defaults and k8s/postfix/ci/*-values.yaml.
-VALUE_SETS="defaults openshift secrets proxy dovecot"
+VALUE_SETS="defaults openshift secrets proxy dovecot split"
 STS=StatefulSet/postfix-queue
 
 setup_file() {
@@ -44,6 +44,8 @@ setup_file() {
 		KUBE_UID=$((KUBE_UID + 1))
 	done
 	export KUBE_UID
+	# The split topology with its defaults otherwise.
+	chart_render "$WORK/render/split-defaults.yaml" --set topology=split
 	CHART_RELEASE=pftest chart_render "$WORK/render/kube-play.yaml" \
 		-f "$TOP/tests/chart-values/kube-play.yaml" \
 		--set "podSecurityContext.runAsUser=$KUBE_UID"
@@ -137,6 +139,7 @@ teardown_file() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	diff <(sed -n '4,$p' "$TOP/k8s/rendered/postfix.yaml") "$WORK/render/defaults.yaml"
+	diff <(sed -n '4,$p' "$TOP/k8s/rendered/postfix-split.yaml") "$WORK/render/split-defaults.yaml"
 }
 
 # --- the values schema -------------------------------------------------------
@@ -343,6 +346,152 @@ teardown_file() {
 	echo "$output" | grep -q 'kubectl -n mail port-forward service/postfix-smtp 2525:25'
 	echo "$output" | grep -q 'swaks --server 127.0.0.1:2525'
 	echo "$output" | grep -q 'kubectl -n mail logs -f postfix-queue-0'
+}
+
+# --- the split topology (docs/split.md) --------------------------------------
+
+EDGE=Deployment/postfix-edge
+
+# ctr FILE WORKLOAD NAME EXPR - EXPR of the container NAME (as "c").
+ctr() {
+	kq "$1" "$2" "(c => $4)(o.spec.template.spec.containers.find(c => c.name == '$3'))"
+}
+
+@test "split: the defaults render the edge Deployment, the bridge Service and policies, no more" {
+	local f=$WORK/render/split-defaults.yaml
+	run kq "$f" --list
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | sort | tr '\n' ' ')" = "ConfigMap/postfix-config Deployment/postfix-edge NetworkPolicy/postfix-edge NetworkPolicy/postfix-queue PodDisruptionBudget/postfix-edge PodDisruptionBudget/postfix-queue Service/postfix-bridge Service/postfix-queue Service/postfix-smtp ServiceAccount/postfix StatefulSet/postfix-queue " ]
+	for o in $output; do
+		grep -qF "$o" "$TOP/docs/split.md"
+	done
+	for set in split-defaults split; do
+		run "$K8S_TOOLS/validate" "$WORK/render/$set.yaml"
+		echo "$output"
+		[ "$status" -eq 0 ]
+		run "$K8S_TOOLS/restricted-check" "$WORK/render/$set.yaml"
+		echo "$output"
+		[ "$status" -eq 0 ]
+		echo "$output" | grep -q '^ok Deployment/postfix-edge (spec.template.spec): restricted$'
+		echo "$output" | grep -q '^ok StatefulSet/postfix-queue (spec.template.spec): restricted$'
+	done
+	# The single topology's objects keep their names and shape.
+	[ "$(kq "$WORK/render/defaults.yaml" $STS 'o.spec.template.spec.containers.map(c => c.name).join(" ")')" = postfix ]
+	kq_absent "$WORK/render/defaults.yaml" $EDGE 'o'
+	kq_absent "$WORK/render/defaults.yaml" Service/postfix-bridge 'o'
+}
+
+@test "split: the queue pod runs queue, delivery and bridge (and log), each with its role and its own pid/ and data" {
+	local f=$WORK/render/split-defaults.yaml m
+	[ "$(kq "$f" $STS 'o.spec.template.spec.containers.map(c => c.name).join(" ")')" = "queue delivery bridge" ]
+	for c in queue:queue delivery:delivery bridge:bridge-queue; do
+		[ "$(ctr "$f" $STS "${c%%:*}" 'c.env.find(e => e.name == "POSTFIX_ROLE").value')" = "${c#*:}" ]
+	done
+	m='c.volumeMounts.map(m => m.name + "=" + m.mountPath).join(" ")'
+	[ "$(ctr "$f" $STS queue "$m")" = "spool=/var/spool/postfix private=/var/spool/postfix/private public=/var/spool/postfix/public pid-queue=/var/spool/postfix/pid data=/var/lib/postfix run=/run tmp=/tmp" ]
+	[ "$(ctr "$f" $STS delivery "$m")" = "spool=/var/spool/postfix private=/var/spool/postfix/private public=/var/spool/postfix/public pid-delivery=/var/spool/postfix/pid data-delivery=/var/lib/postfix run-delivery=/run tmp=/tmp" ]
+	[ "$(ctr "$f" $STS bridge "$m")" = "private=/var/spool/postfix/private public=/var/spool/postfix/public run-bridge=/run tmp=/tmp bridge-tls=/etc/postfix/bridge-tls" ]
+	# Sockets on emptyDirs, the queue on the claim.
+	for v in private public pid-queue pid-delivery; do
+		[ "$(kq "$f" $STS "JSON.stringify(o.spec.template.spec.volumes.find(v => v.name == '$v').emptyDir)")" = '{}' ]
+	done
+	[ "$(kq "$f" $STS 'o.spec.volumeClaimTemplates.map(t => t.metadata.name).join(" ")')" = spool ]
+	[ "$(kq "$f" $STS 'o.spec.template.spec.volumes.find(v => v.name == "bridge-tls").secret.secretName')" = postfix-bridge-tls ]
+	# Only the queue and the edge have a readiness probe; every container
+	# has the liveness probe.
+	[ "$(kq "$f" $STS 'o.spec.template.spec.containers.filter(c => c.readinessProbe).map(c => c.name).join(" ")')" = queue ]
+	[ "$(kq "$f" $STS 'o.spec.template.spec.containers.filter(c => c.livenessProbe).length')" = 3 ]
+	# Shared log: the log container, POSTFIX_LOG=shared everywhere, a claim.
+	f=$WORK/render/split.yaml
+	[ "$(kq "$f" $STS 'o.spec.template.spec.containers.map(c => c.name).join(" ")')" = "queue delivery log bridge" ]
+	[ "$(kq "$f" $STS 'o.spec.template.spec.containers.map(c => c.env.find(e => e.name == "POSTFIX_LOG").value).join(" ")')" = "shared shared shared shared" ]
+	[ "$(ctr "$f" $STS log "$m")" = "log-spool=/var/spool/postfix public=/var/spool/postfix/public data-log=/var/lib/postfix log=/var/log/postfix run-log=/run tmp=/tmp" ]
+	[ "$(kq "$f" $STS 'o.spec.volumeClaimTemplates.map(t => t.metadata.name + ":" + t.spec.resources.requests.storage).join(" ")')" = "spool:2Gi log:5Gi" ]
+	[ "$(kq "$f" $EDGE 'o.spec.template.spec.containers.map(c => c.env.find(e => e.name == "POSTFIX_LOG").value).join(" ")')" = "shared shared" ]
+}
+
+@test "split: the edge Deployment runs smtpd and its bridge, with no access to the queue; replicas or an HPA" {
+	local f=$WORK/render/split-defaults.yaml m='c.volumeMounts.map(m => m.name + "=" + m.mountPath).join(" ")'
+	[ "$(kq "$f" $EDGE 'o.spec.replicas')" = 2 ]
+	[ "$(kq "$f" $EDGE 'o.spec.template.spec.containers.map(c => c.name).join(" ")')" = "edge bridge" ]
+	[ "$(ctr "$f" $EDGE edge 'c.env.find(e => e.name == "POSTFIX_ROLE").value')" = edge ]
+	[ "$(ctr "$f" $EDGE bridge 'c.env.find(e => e.name == "POSTFIX_ROLE").value')" = bridge-edge ]
+	[ "$(ctr "$f" $EDGE bridge 'c.env.find(e => e.name == "POSTFIX_BRIDGE_PEER").value')" = postfix-bridge.mail.svc ]
+	[ "$(ctr "$f" $EDGE edge 'c.ports.map(p => p.name + "=" + p.containerPort).join(" ")')" = "smtp=2525 submission=2587 smtps=2465" ]
+	[ "$(ctr "$f" $EDGE edge 'c.readinessProbe.exec.command.join(" ")')" = "postfix-health ready" ]
+	# Its own empty queue directory: an emptyDir, never the claim.
+	[ "$(ctr "$f" $EDGE edge "$m")" = "spool=/var/spool/postfix private=/var/spool/postfix/private public=/var/spool/postfix/public data=/var/lib/postfix run=/run tmp=/tmp" ]
+	[ "$(kq "$f" $EDGE 'o.spec.template.spec.volumes.find(v => v.name == "spool").emptyDir.sizeLimit')" = 64Mi ]
+	kq_absent "$f" $EDGE 'o.spec.template.spec.volumes.find(v => v.persistentVolumeClaim)'
+	[ "$(kq "$f" $EDGE 'o.spec.template.spec.automountServiceAccountToken')" = false ]
+	[ "$(kq "$f" $EDGE 'o.spec.template.spec.securityContext.runAsUser')" = 10001 ]
+	[ "$(kq "$f" $EDGE 'o.spec.template.metadata.annotations["checksum/config"]')" = "$(kq "$f" $STS 'o.spec.template.metadata.annotations["checksum/config"]')" ]
+	# The ci set: an HPA instead of replicas, the client Secret, TLS on the edge.
+	f=$WORK/render/split.yaml
+	kq_absent "$f" $EDGE 'o.spec.replicas'
+	[ "$(kq "$f" HorizontalPodAutoscaler/postfix-edge 'o.spec.minReplicas + "-" + o.spec.maxReplicas + "@" + o.spec.metrics[0].resource.target.averageUtilization')" = "3-12@60" ]
+	[ "$(kq "$f" HorizontalPodAutoscaler/postfix-edge 'o.spec.scaleTargetRef.name')" = postfix-edge ]
+	[ "$(kq "$f" $EDGE 'o.spec.template.spec.volumes.find(v => v.name == "bridge-tls").secret.secretName')" = postfix-bridge-client ]
+	[ "$(kq "$f" $STS 'o.spec.template.spec.volumes.find(v => v.name == "bridge-tls").secret.secretName')" = postfix-bridge-server ]
+	[ "$(ctr "$f" $EDGE edge 'c.volumeMounts.find(m => m.name == "tls").mountPath')" = /etc/postfix/tls ]
+	[ "$(ctr "$f" $EDGE bridge 'c.env.find(e => e.name == "POSTFIX_BRIDGE_TLS_NAME").value')" = postfix-bridge.mail ]
+	kq_absent "$WORK/render/split-defaults.yaml" HorizontalPodAutoscaler/postfix-edge 'o'
+	# openshift: true leaves the UIDs to the SCC in the edge pods too.
+	chart_render "$WORK/r.yaml" --set topology=split --set openshift=true
+	[ "$(kq "$WORK/r.yaml" $EDGE "Object.keys(o.spec.template.spec.securityContext).sort().join(' ')")" = "fsGroupChangePolicy runAsNonRoot seccompProfile" ]
+}
+
+@test "split: the bridge Service and the NetworkPolicies admit only the edge pods to the bridge ports" {
+	local f=$WORK/render/split-defaults.yaml
+	[ "$(kq "$f" Service/postfix-bridge 'o.spec.ports.map(p => p.name + ":" + p.port + ">" + p.targetPort + "/" + p.protocol).join(" ")')" = "br-cleanup:10030>br-cleanup/TCP br-anvil:10031>br-anvil/TCP br-tlsmgr:10032>br-tlsmgr/TCP br-verify:10033>br-verify/TCP br-flush:10034>br-flush/TCP" ]
+	[ "$(ctr "$f" $STS bridge 'c.ports.map(p => p.name + "=" + p.containerPort).join(" ")')" = "br-cleanup=10030 br-anvil=10031 br-tlsmgr=10032 br-verify=10033 br-flush=10034" ]
+	[ "$(kq "$f" Service/postfix-bridge 'o.spec.selector["app.kubernetes.io/component"]')" = queue ]
+	[ "$(kq "$f" Service/postfix-smtp 'o.spec.selector["app.kubernetes.io/component"]')" = edge ]
+	# The queue pods: in only from edge pods, only on the bridge ports.
+	[ "$(kq "$f" NetworkPolicy/postfix-queue 'o.spec.ingress.length')" = 1 ]
+	[ "$(kq "$f" NetworkPolicy/postfix-queue 'o.spec.ingress[0].ports.map(p => p.port).join(" ")')" = "br-cleanup br-anvil br-tlsmgr br-verify br-flush" ]
+	[ "$(kq "$f" NetworkPolicy/postfix-queue 'JSON.stringify(o.spec.ingress[0].from)')" = '[{"podSelector":{"matchLabels":{"app.kubernetes.io/name":"postfix","app.kubernetes.io/instance":"postfix","app.kubernetes.io/component":"edge"}}}]' ]
+	# The edge pods: mail ports in; out to the queue pods' bridge ports.
+	[ "$(kq "$f" NetworkPolicy/postfix-edge 'o.spec.ingress[0].ports.map(p => p.port).join(" ")')" = "smtp submission smtps" ]
+	[ "$(kq "$f" NetworkPolicy/postfix-edge 'o.spec.egress[0].ports.map(p => p.port).join(" ")')" = "10030 10031 10032 10033 10034" ]
+	[ "$(kq "$f" NetworkPolicy/postfix-edge 'o.spec.egress[0].to[0].podSelector.matchLabels["app.kubernetes.io/component"]')" = queue ]
+	[ "$(kq "$f" NetworkPolicy/postfix-edge 'JSON.stringify(o.spec.podSelector.matchLabels)')" = "$(kq "$f" $EDGE 'JSON.stringify(o.spec.selector.matchLabels)')" ]
+	[ "$(kq "$f" PodDisruptionBudget/postfix-edge 'JSON.stringify(o.spec.selector.matchLabels)')" = "$(kq "$f" $EDGE 'JSON.stringify(o.spec.selector.matchLabels)')" ]
+	# A shared log adds the postlog port; without TLS it is UDP, and no
+	# bridge Secret is mounted.
+	chart_render "$WORK/r.yaml" --set topology=split --set split.log.shared=true --set split.bridge.tls.mode=none
+	[ "$(kq "$WORK/r.yaml" Service/postfix-bridge 'o.spec.ports.find(p => p.name == "br-postlog").port + "/" + o.spec.ports.find(p => p.name == "br-postlog").protocol')" = 10039/UDP ]
+	kq_absent "$WORK/r.yaml" $STS 'o.spec.template.spec.volumes.find(v => v.name == "bridge-tls")'
+	kq_absent "$WORK/r.yaml" $EDGE 'o.spec.template.spec.volumes.find(v => v.name == "bridge-tls")'
+	[ "$(ctr "$WORK/r.yaml" $EDGE bridge 'c.env.find(e => e.name == "POSTFIX_BRIDGE_TLS").value')" = none ]
+	# The chart's Dovecot admits the edges (SASL) in the split topology.
+	chart_render "$WORK/r.yaml" --set topology=split --set dovecot.enabled=true
+	[ "$(kq "$WORK/r.yaml" NetworkPolicy/postfix-dovecot 'o.spec.ingress[0].from.map(p => p.podSelector.matchLabels["app.kubernetes.io/component"]).join(" ")')" = "queue edge" ]
+}
+
+@test "split: the schema and the checks reject bad split values" {
+	chart_fails --set topology=spilt
+	chart_fails --set edge.replica=3
+	echo "$output" | grep -q "additional properties 'replica' not allowed"
+	chart_fails --set topology=split --set-json 'split.bridge.services=["anvil"]'
+	chart_fails --set topology=split --set-json 'split.bridge.services=["cleanup","smtpd"]'
+	chart_fails --set topology=split --set split.bridge.tls.mode=optional
+	chart_fails --set topology=split --set split.bridge.port=2520
+	echo "$output" | grep -q 'must not hold the mail port 2525'
+	chart_fails --set topology=split --set edge.autoscaling.enabled=true --set edge.autoscaling.minReplicas=5 --set edge.autoscaling.maxReplicas=2
+	echo "$output" | grep -q 'minReplicas must not exceed maxReplicas'
+	chart_fails --set topology=split --set split.log.file=/tmp/maillog
+}
+
+@test "split: NOTES.txt tells how to make the bridge Secret, wait for both workloads and read the shared log" {
+	run "$HELM" install --dry-run=client postfix "$CHART" --namespace mail --set topology=split --set split.log.shared=true
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q 'kubectl -n mail create secret generic postfix-bridge-tls'
+	echo "$output" | grep -q 'kubectl -n mail rollout status deployment/postfix-edge'
+	echo "$output" | grep -q 'kubectl -n mail port-forward service/postfix-smtp 2525:25'
+	echo "$output" | grep -q 'kubectl -n mail exec postfix-queue-0 -c log -- tail -f /var/log/postfix/maillog'
 }
 
 # --- podman kube play of the rendered pod --------------------------------------

@@ -140,8 +140,17 @@ which wins.
 
 {{/* Fail early on values the schema cannot express. */}}
 {{- define "postfix.validate" -}}
-{{- if ne .Values.topology "single" -}}
-{{- fail "topology: only \"single\" is implemented by this chart version" -}}
+{{- if eq .Values.topology "split" -}}
+{{- $b := .Values.split.bridge -}}
+{{- $c := .Values.postfix.containerPorts -}}
+{{- range $port := list $c.smtp $c.submission $c.smtps -}}
+{{- if and (ge (int $port) (int $b.port)) (le (int $port) (add (int $b.port) 9)) -}}
+{{- fail (printf "split.bridge.port: the bridge uses ports %d-%d, which must not hold the mail port %d" (int $b.port) (add (int $b.port) 9) (int $port)) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.edge.autoscaling.enabled (gt (int .Values.edge.autoscaling.minReplicas) (int .Values.edge.autoscaling.maxReplicas)) -}}
+{{- fail "edge.autoscaling: minReplicas must not exceed maxReplicas" -}}
+{{- end -}}
 {{- end -}}
 {{- if and .Values.tls.enabled (not .Values.tls.existingSecret) -}}
 {{- fail "tls.enabled needs tls.existingSecret (a kubernetes.io/tls Secret)" -}}
