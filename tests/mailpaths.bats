@@ -163,6 +163,13 @@ send_record() {
 	echo "${out#250 }" >>"$file"
 }
 
+# probe_fresh FILE - send_record from a sender not used before, so that
+# no smtpd process can answer from what it remembered of the outage.
+probe_fresh() {
+	send_record "$1" --port "$A_SMTP" \
+		--from "probe-$RANDOM$RANDOM@client.test" --to "alice@$DOMAIN"
+}
+
 # delivered TOKENFILE - how many of the tokens in TOKENFILE are in a
 # Dovecot mailbox (each counted once per mailbox copy).
 delivered() {
@@ -450,6 +457,27 @@ assert names <= {"Return-Path", "Delivered-To", "Received"}, names
 		fail "B used the TCP LMTP listener"
 }
 
+@test "Dovecot's 5.1.1 for an accepted virtual recipient is deferred and retried, not bounced" {
+	local since
+	since=$(wc -l <"$A/maillog")
+	# Accepted while carol exists; held until Dovecot no longer finds her
+	# (as when Dovecot's SQL connection is being re-established).
+	run mailtool send --port "$A_SMTP" --to "carol@$DOMAIN" \
+		--header "X-Hold: yes" --subject refilter
+	[ "$status" -eq 0 ]
+	token=${output#250 }
+	wait_until 30 "the message on hold" eval \
+		"pf_postfix $A postqueue -j | grep -q '\"queue_name\": \"hold\"'"
+	md_sql "$MD" "$DB" <<<"UPDATE users SET active = 0 WHERE email = 'carol@$DOMAIN';"
+	pf_postfix "$A" postsuper -H ALL
+	pf_wait_log "$A" 30 "to=<carol@$DOMAIN>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:$LMTP, .*dsn=4\.1\.1, status=deferred \(host .* said: 450 4\.1\.1 <carol@$DOMAIN> User doesn't exist"
+	[ "$(pf_queue_count "$A")" -ge 1 ]
+	md_sql "$MD" "$DB" <<<"UPDATE users SET active = 1 WHERE email = 'carol@$DOMAIN';"
+	wait_until 60 "delivery on a retry" eval "dv_tokens $DV | grep -qx $token"
+	! tail -n +$((since + 1)) "$A/maillog" | grep 'status=bounced' ||
+		fail "mail bounced"
+}
+
 @test "TLS: STARTTLS on 2525/2587 and implicit TLS on 2465 speak TLS 1.2 and 1.3 only" {
 	local port mode
 	for spec in "$A_SMTP starttls" "$A_SUB starttls" "$A_SMTPS implicit"; do
@@ -564,7 +592,7 @@ PY
 @test "MariaDB down: 451 4.3.0 at RCPT, queued mail deferred; it flows again with no restart, nothing lost" {
 	local held=$WORK/db.held down=$WORK/db.down after=$WORK/db.after
 	local probes=$WORK/db.probes all=$WORK/db.all since master back recovered
-	local drained accepted late batch
+	local drained accepted stale code retried=$WORK/db.retried interval unknown
 	master=$(pf_master_pid "$A")
 	since=$(wc -l <"$A/maillog")
 	: >"$probes"
@@ -611,32 +639,41 @@ PY
 
 	md_restart "$MD" "$DB_PORT"
 	back=$(date +%s)
-	# The same running MTA accepts again once its table reconnects
-	# (retry_interval in conf/mysql/); each probe that got 250 counts.
-	wait_until 60 "a 250 for a recipient in MariaDB" \
-		send_record "$probes" --port "$A_SMTP" --to "alice@$DOMAIN"
+	# The same running MTA accepts again once its tables reconnect
+	# (retry_interval in conf/mysql/). Each probe has a sender of its own
+	# (see below); each probe that got 250 counts as accepted.
+	wait_until 60 "a 250 for a recipient in MariaDB" probe_fresh "$probes"
 	recovered=$(($(date +%s) - back))
-	# Each proxymap process keeps its own "database down" mark for up to
-	# retry_interval, so a lookup that lands on another one may still get
-	# 451 for a few seconds: batches of 10 until one is accepted whole
-	# (bounded), every 250 of every batch counted, never a 5xx.
-	: >"$after"
-	late=0
-	for batch in $(seq 10); do
-		run mailtool load --port "$A_SMTP" --to "alice@$DOMAIN" \
-			--count 10 --concurrency 2 --prefix "dbafter$batch" \
-			--out "$after.$batch" --no-5xx
-		echo "$output"
-		[ "$status" -eq 0 ]
-		cat "$after.$batch" >>"$after"
-		[ "$output" != "sent 10 accepted 10 codes 250:10" ] || break
-		[[ "$output" =~ 451:([0-9]+) ]]
-		late=$((late + BASH_REMATCH[1]))
-		[ "$batch" -lt 10 ] || fail "mail did not flow again"
-		sleep 2
+	# Each proxymap process that saw the database fail leaves it alone
+	# for retry_interval seconds, so until then a lookup may still get
+	# 451 (no harm: the client retries). After that, all of them answer.
+	interval=$(sed -n 's/^retry_interval = //p' "$TOP/conf/mysql/virtual_mailbox_domains.cf")
+	wait_until $((interval + 5)) "retry_interval ($interval s) to pass" \
+		eval "[ \$(date +%s) -gt $((back + interval)) ]"
+	run mailtool load --port "$A_SMTP" --from "after@client.test" \
+		--to "alice@$DOMAIN" --count 10 --concurrency 2 \
+		--prefix dbafter --out "$after" --no-5xx
+	echo "$output"
+	[ "$output" = "sent 10 accepted 10 codes 250:10" ]
+	# The sender/recipient pair that got 451 during the outage: an smtpd
+	# process that resolved it then keeps the failed result in its
+	# resolver cache (upstream), so a retry that reaches that process may
+	# still get 451 until it exits (docs/mailpaths.md, known gap). Only
+	# 250 or 451, never a 5xx; every 250 is counted and must arrive.
+	run mailtool load --port "$A_SMTP" --to "alice@$DOMAIN" --count 10 \
+		--concurrency 2 --prefix dbretry --out "$retried" --no-5xx
+	echo "$output"
+	[ "$status" -eq 0 ]
+	stale=0
+	for code in ${output#*codes }; do
+		case $code in
+		250:*) ;;
+		451:*) stale=${code#451:} ;;
+		*) fail "unexpected reply $code" ;;
+		esac
 	done
 
-	cat "$held" "$probes" "$after" >"$all"
+	cat "$held" "$probes" "$after" "$retried" >"$all"
 	accepted=$(wc -l <"$all")
 	wait_until 120 "all $accepted accepted messages delivered" \
 		eval "[ \$(delivered $all) -ge $accepted ]"
@@ -646,7 +683,10 @@ PY
 	[ "$(pf_master_pid "$A")" = "$master" ]
 	! tail -n +$((since + 1)) "$A/maillog" | grep 'status=bounced' ||
 		fail "mail bounced"
-	echo "# mariadb outage: accepted $accepted (10 queued before the outage, $(wc -l <"$probes") probe, $(wc -l <"$after") after), answered 451 4.3.0 during it: 12 RCPTs, after it: $late, delivered $(delivered "$all"), bounced 0, 5xx to RCPT 0, master restarted: no; first 250 ${recovered}s and all delivered ${drained}s after MariaDB returned" >&3
+	# Dovecot's false "user unknown" right after its SQL reconnect, turned
+	# into a deferral by virtual_lmtp_reply_filter (conf/main.cf).
+	unknown=$(tail -n +$((since + 1)) "$A/maillog" | grep -c "dsn=4\.1\.1, status=deferred.*User doesn't exist" || true)
+	echo "# mariadb outage: accepted $accepted (10 queued before the outage, $(wc -l <"$probes") probe, 10 from a new sender, $(wc -l <"$retried") of 10 retries of the refused pair), 451 4.3.0 during it: 12 RCPTs, after it: $stale of 10 retries of the refused pair (smtpd resolver cache), delivered $(delivered "$all"), bounced 0 (Dovecot's false 5.1.1 deferred: $unknown), 5xx to RCPT 0, master restarted: no; first 250 ${recovered}s and all delivered ${drained}s after MariaDB returned" >&3
 }
 
 @test "scripts/demo (make demo): starts everything, its printed swaks line delivers, IMAP reads it; demo-stop leaves nothing" {
