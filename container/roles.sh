@@ -132,9 +132,23 @@ pf_role_config() {
 	[ "$pf_rc_kind" != single ] || return 0
 
 	if [ "$pf_rc_kind" = postfix ]; then
+		pf_rc_full=$(pf_pc "$pf_rc_dir" -M 2>/dev/null)
 		pf_rc_drop=$(pf_role_unwanted "$pf_rc_dir" "$pf_rc_role")
 		# shellcheck disable=SC2086 # one word per service/type
 		[ -z "$pf_rc_drop" ] || pf_edit "$pf_rc_dir" -MX $pf_rc_drop
+		# A main.cf parameter that only a removed service used (in its
+		# "-o name=$parameter") is now "unused": postconf would warn
+		# about it at every call. Drop it from this role's main.cf.
+		pf_rc_unused=
+		for pf_rc_p in $(pf_pc "$pf_rc_dir" -n 2>&1 >/dev/null |
+			sed -n 's/.*unused parameter: \([A-Za-z0-9_]*\)=.*/\1/p' | sort -u); do
+			if printf '%s\n' "$pf_rc_full" |
+				grep -Eq "\\\$[{(]?$pf_rc_p([^A-Za-z0-9_]|\$)"; then
+				pf_rc_unused="$pf_rc_unused $pf_rc_p"
+			fi
+		done
+		# shellcheck disable=SC2086 # parameter names
+		[ -z "$pf_rc_unused" ] || pf_edit "$pf_rc_dir" -X $pf_rc_unused
 	fi
 
 	# Logging. postlogd writes maillog_file; everybody else sends to the

@@ -15,6 +15,8 @@ PORT_BASE=20400
 SP_SMTP=$PORT_BASE               # edge N: 20400 + 10 (N - 1), +1, +2
 SP_BRIDGE=$((PORT_BASE + 40))    # bridge-queue: 20440-20449
 SP_DEAD=$((PORT_BASE + 50))      # nothing listens on 20450-20459
+SP_KUBE_BRIDGE=$((PORT_BASE + 30))  # kube play: the chart's bridge 20430-20439
+SP_KUBE_SMTP=$((PORT_BASE + 60))    # kube play: the edge pod's smtpd
 SP_STDOUT_SMTP=$((PORT_BASE + 70))
 SP_STDOUT_BRIDGE=$((PORT_BASE + 80))
 SP_LMTP=$((PORT_BASE + 90))
@@ -25,6 +27,7 @@ SP_DOMAIN=example.test
 load lib/common
 load lib/dovecot
 load lib/split
+load lib/chart
 
 # The resilience runs: messages, concurrency per edge (two edges), and
 # how many deliveries to wait for before the kill.
@@ -39,11 +42,14 @@ setup_file() {
 			fail "make image failed: $(tail -n 20 "$WORK/image-build.log")"
 	fi
 	# Leftovers of an interrupted run (our own names only).
+	kpodman pod rm -f pftest-postfix-queue-0 pftest-postfix-edge-0 >/dev/null 2>&1 || true
+	kpodman volume rm -f spool-pftest-postfix-queue-0 >/dev/null 2>&1 || true
 	sp_down
-	SP_NAME=$SP_NAME-stdout sp_down
+	SP_NAME=$SP_NAME-stdout SP_DIR=$WORK/split-stdout sp_down
 	ports_free "$SP_SMTP" $((SP_SMTP + 10)) $((SP_SMTP + 20)) \
 		$(seq "$SP_BRIDGE" $((SP_BRIDGE + 9))) "$SP_STDOUT_SMTP" \
 		$(seq "$SP_STDOUT_BRIDGE" $((SP_STDOUT_BRIDGE + 9))) \
+		$(seq "$SP_KUBE_BRIDGE" $((SP_KUBE_BRIDGE + 9))) "$SP_KUBE_SMTP" \
 		"$SP_LMTP" "$SP_IMAP" "$SP_AUTH"
 	dv_start "$WORK/dovecot" "$SP_LMTP" "$SP_IMAP" "$SP_AUTH" \
 		"alice@$SP_DOMAIN:alicepw" "bob@$SP_DOMAIN:bobpw"
@@ -64,8 +70,9 @@ setup_file() {
 }
 
 teardown_file() {
+	kube_down "$WORK/kube"
 	sp_down
-	SP_NAME=$SP_NAME-stdout sp_down
+	SP_NAME=$SP_NAME-stdout SP_DIR=$WORK/split-stdout sp_down
 	dv_stop "$WORK/dovecot" || true
 	suite_cleanup
 }
@@ -385,10 +392,11 @@ sp_wait_exited() {
 
 @test "POSTFIX_LOG=stdout: each container logs to its own standard output; queue and delivery share public/" {
 	SP_NAME=$SP_NAME-stdout
+	SP_DIR=$WORK/split-stdout
 	(
 		sp_env
 		export SPLIT_LOG=stdout SPLIT_EDGES=1 SPLIT_PORT="$SP_STDOUT_SMTP" \
-			SPLIT_BRIDGE_PORT="$SP_STDOUT_BRIDGE" SPLIT_DIR="$WORK/split-stdout"
+			SPLIT_BRIDGE_PORT="$SP_STDOUT_BRIDGE"
 		"$TOP/container/split" up
 	) >"$WORK/split-stdout.out" 2>&1 || fail "$(tail -n 20 "$WORK/split-stdout.out")"
 	run mailtool send --port "$SP_STDOUT_SMTP" --to "bob@$SP_DOMAIN" --subject stdout-mode
@@ -416,4 +424,55 @@ sp_wait_exited() {
 	echo "$output"
 	echo "$output" | grep -q 'container/split up'
 	echo "$output" | grep -q 'container/split down'
+}
+
+# --- the chart's split topology under podman kube play ------------------------
+
+KQ=pftest-postfix-queue-0
+KE=pftest-postfix-edge-0
+
+@test "podman kube play of the chart's split pods (edge Deployment, queue StatefulSet): a mail from the edge pod reaches Dovecot" {
+	chart_install_tools
+	mkdir -p "$WORK/kube" "$WORK/kube-tls"
+	# The bridge Secret: one certificate for both sides (server and client
+	# use), from the throwaway CA of container/split.
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-subj /CN=postfix-bridge -keyout "$WORK/kube-tls/tls.key" \
+		-out "$WORK/kube-tls/tls.csr" 2>/dev/null
+	printf 'subjectAltName=DNS:postfix-bridge\nextendedKeyUsage=serverAuth,clientAuth\n' >"$WORK/kube-tls/ext"
+	openssl x509 -req -in "$WORK/kube-tls/tls.csr" -CA "$WORK/split/ca/ca.crt" \
+		-CAkey "$WORK/split/ca/ca.key" -CAcreateserial -days 2 \
+		-extfile "$WORK/kube-tls/ext" -out "$WORK/kube-tls/tls.crt" 2>/dev/null
+	{
+		printf 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: pftest-postfix-bridge-tls\ndata:\n'
+		printf '  tls.crt: %s\n' "$(base64 -w0 "$WORK/kube-tls/tls.crt")"
+		printf '  tls.key: %s\n' "$(base64 -w0 "$WORK/kube-tls/tls.key")"
+		printf '  ca.crt: %s\n' "$(base64 -w0 "$WORK/split/ca/ca.crt")"
+	} >"$WORK/kube/bridge-secret.yaml"
+	KUBE_UID=$((1000740000 + RANDOM % 10000))
+	CHART_RELEASE=pftest chart_render "$WORK/kube/split.yaml" \
+		-f "$TOP/tests/chart-values/kube-play-split.yaml" \
+		--set "image.repository=${SP_IMAGE%:*}" --set "image.tag=${SP_IMAGE##*:}" \
+		--set image.pullPolicy=Never --set "podSecurityContext.runAsUser=$KUBE_UID"
+	"$K8S_TOOLS/restricted-check" "$WORK/kube/split.yaml"
+	kube_play "$WORK/kube" "$WORK/kube/split.yaml" "$WORK/kube/bridge-secret.yaml"
+	cat "$WORK/kube/podify.err"
+	kube_wait_port 120 "$KE-edge" "$SP_KUBE_SMTP"
+	sp_wait "$KE-edge" 90 "the edge pod ready through the bridge" sp_healthy "$KE-edge"
+	for c in queue delivery log bridge; do
+		sp_running "$KQ-$c"
+	done
+	# Every process of both pods: the pods' UID, group 0.
+	for c in "$KQ-queue" "$KQ-delivery" "$KQ-log" "$KQ-bridge" "$KE-edge" "$KE-bridge"; do
+		procs "$c" >"$WORK/kube/procs"
+		[ -z "$(awk -v u="$KUBE_UID" '$1 != u || $2 != 0' "$WORK/kube/procs")" ]
+	done
+	run mailtool send --port "$SP_KUBE_SMTP" --to "bob@$SP_DOMAIN" --subject kube-split
+	echo "$output"
+	[ "$status" -eq 0 ]
+	token=${output#250 }
+	wait_until 60 "the kube play mail at bob" token_at bob "$token"
+	kpodman exec "$KQ-log" cat /var/log/postfix/maillog >"$WORK/kube/maillog"
+	grep -q 'postfix-edge/smtpd.*client=' "$WORK/kube/maillog"
+	grep -q "postfix-delivery/lmtp.*to=<bob@$SP_DOMAIN>.*status=sent" "$WORK/kube/maillog"
 }

@@ -20,7 +20,8 @@
 #                          Dovecot's Maildirs, one per delivered copy
 #
 # Containers and volumes are named $SP_NAME-* (pfsplit-test-*) and carry
-# the label pfsplit=$SP_NAME; nothing else is touched.
+# the label pfsplit=$SP_NAME; nothing else is touched. Certificates and
+# UIDs are kept in $SP_DIR ($WORK/split).
 
 SP_NAME=${SP_NAME:-pfsplit-test}
 SP_IMAGE=${IMAGE:-localhost/postfix-unpriv:latest}
@@ -28,7 +29,7 @@ CONTAINERS_CONF=${CONTAINERS_CONF:-$TOP/container/containers.conf}
 export CONTAINERS_CONF
 
 sp_env() {
-	export SPLIT_NAME="$SP_NAME" SPLIT_IMAGE="$SP_IMAGE" SPLIT_DIR="$WORK/split" \
+	export SPLIT_NAME="$SP_NAME" SPLIT_IMAGE="$SP_IMAGE" SPLIT_DIR="${SP_DIR:-$WORK/split}" \
 		SPLIT_EDGES=2 SPLIT_PORT="$SP_SMTP" SPLIT_BRIDGE_PORT="$SP_BRIDGE" \
 		SPLIT_LOG=shared SPLIT_DOMAIN="$SP_DOMAIN" \
 		SPLIT_LMTP="inet:127.0.0.1:$SP_LMTP" SPLIT_ENV_FILE="$WORK/split.env"
