@@ -285,6 +285,20 @@ token_at() {
 	podman rm -f -t 0 "$edge" "$(sp_ctr bridge-edge3)" >/dev/null
 }
 
+@test "the queue container stopped: the edges answer 451 (bridge-queue answers for the missing cleanup); after its start, 250 again" {
+	local queue=$(sp_ctr queue)
+	podman stop -t 10 "$queue" >/dev/null
+	run mailtool send --port "$SP_SMTP" --to "alice@$SP_DOMAIN" --timeout 30
+	echo "$output"
+	[[ "$output" == "451 4.3.0 Error: queue service unreachable"* ]]
+	sp_restart "$queue"
+	run mailtool send --port $((SP_SMTP + 10)) --to "alice@$SP_DOMAIN"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	token=${output#250 }
+	wait_until 60 "the message after the queue's restart" token_at alice "$token"
+}
+
 @test "a clean stop is recorded as clean, a restart counts" {
 	local edge=$(sp_ctr edge2) n
 	n=$(sp_log_lines)
@@ -390,13 +404,13 @@ sp_wait_exited() {
 	cat "$BUILD/test-results/split-resilience.txt"
 }
 
-@test "POSTFIX_LOG=stdout: each container logs to its own standard output; queue and delivery share public/" {
+@test "POSTFIX_LOG=stdout: each container logs to its own standard output; a plain-TCP bridge (POSTFIX_BRIDGE_TLS=none)" {
 	SP_NAME=$SP_NAME-stdout
 	SP_DIR=$WORK/split-stdout
 	(
 		sp_env
 		export SPLIT_LOG=stdout SPLIT_EDGES=1 SPLIT_PORT="$SP_STDOUT_SMTP" \
-			SPLIT_BRIDGE_PORT="$SP_STDOUT_BRIDGE"
+			SPLIT_BRIDGE_PORT="$SP_STDOUT_BRIDGE" SPLIT_BRIDGE_TLS=none
 		"$TOP/container/split" up
 	) >"$WORK/split-stdout.out" 2>&1 || fail "$(tail -n 20 "$WORK/split-stdout.out")"
 	run mailtool send --port "$SP_STDOUT_SMTP" --to "bob@$SP_DOMAIN" --subject stdout-mode
@@ -416,6 +430,9 @@ sp_wait_exited() {
 	mp=$(podman volume inspect -f '{{.Mountpoint}}' "$SP_NAME-public")
 	[ -S "$mp/postlog" ]
 	[ -S "$mp/postlog-delivery" ]
+	# Without TLS the bridge is plain TCP (only a NetworkPolicy protects it).
+	run timeout 10 socat -T 2 - "TCP:127.0.0.1:$SP_STDOUT_BRIDGE" </dev/null
+	[[ "$output" == *cleanup_protocol* ]]
 	sp_down
 }
 
@@ -459,6 +476,9 @@ KE=pftest-postfix-edge-0
 	cat "$WORK/kube/podify.err"
 	kube_wait_port 120 "$KE-edge" "$SP_KUBE_SMTP"
 	sp_wait "$KE-edge" 90 "the edge pod ready through the bridge" sp_healthy "$KE-edge"
+	# The edge's start reached the shared log over the bridge.
+	sp_wait "$KQ-log" 30 "the edge's start in the shared log" \
+		eval "kpodman exec $KQ-log grep -q 'postfix-edge/entrypoint.*role edge: starting' /var/log/postfix/maillog"
 	for c in queue delivery log bridge; do
 		sp_running "$KQ-$c"
 	done
@@ -472,7 +492,8 @@ KE=pftest-postfix-edge-0
 	[ "$status" -eq 0 ]
 	token=${output#250 }
 	wait_until 60 "the kube play mail at bob" token_at bob "$token"
-	kpodman exec "$KQ-log" cat /var/log/postfix/maillog >"$WORK/kube/maillog"
-	grep -q 'postfix-edge/smtpd.*client=' "$WORK/kube/maillog"
-	grep -q "postfix-delivery/lmtp.*to=<bob@$SP_DOMAIN>.*status=sent" "$WORK/kube/maillog"
+	wait_until 20 "the edge's smtpd and the delivery in the shared log" eval \
+		"kpodman exec $KQ-log cat /var/log/postfix/maillog >'$WORK/kube/maillog' &&
+		grep -q 'postfix-edge/smtpd.*client=' '$WORK/kube/maillog' &&
+		grep -q 'postfix-delivery/lmtp.*to=<bob@$SP_DOMAIN>.*status=sent' '$WORK/kube/maillog'"
 }
