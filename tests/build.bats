@@ -19,6 +19,8 @@ postconf_built() {
 	mkdir -p "$WORK/conf"
 	printf 'shlib_directory = %s\nmeta_directory = %s\n' \
 		"$ROOT/usr/lib/postfix" "$ROOT/etc/postfix" >"$WORK/conf/main.cf"
+	# postconf reads master.cf too (service-defined parameters).
+	: >"$WORK/conf/master.cf"
 	"$ROOT/usr/sbin/postconf" -c "$WORK/conf" "$@"
 }
 
