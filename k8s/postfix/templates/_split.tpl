@@ -87,6 +87,12 @@ roles.
 - name: POSTFIX_BRIDGE_TLS_NAME
   value: {{ $b.tls.serverName | quote }}
 {{- end }}
+{{- if and $v.metrics.enabled (has .role (list "queue" "edge")) }}
+{{ include "postfix.metricsEnv" .ctx }}
+{{- end }}
+{{- if and $v.drain.enabled (eq .role "queue") }}
+{{ include "postfix.drainEnv" .ctx }}
+{{- end }}
 {{- if not (hasPrefix "bridge-" .role) }}
 {{- with $v.postfix.extraEnv }}
 {{ toYaml . }}
@@ -214,6 +220,14 @@ queue and delivery; each master its own pid/ and data directory.
 {{ include "postfix.splitContainerHead" (dict "ctx" $ "name" "queue") }}
   env:
     {{- include "postfix.splitEnv" (dict "ctx" $ "role" "queue") | nindent 4 }}
+  {{- with (include "postfix.extraPorts" (dict "ctx" $ "drain" true) | trim) }}
+  ports:
+    {{- . | nindent 4 }}
+  {{- end }}
+  {{- if $v.drain.enabled }}
+  # Stop taking mail, deliver, hand the rest to a peer (drain.*).
+  {{- include "postfix.drainLifecycle" . | nindent 2 }}
+  {{- end }}
   {{- with (include "postfix.splitProbes" (dict "ctx" $ "ready" true "startup" true) | trim) }}{{ . | nindent 2 }}{{ end }}
   resources:
     {{- toYaml $v.queue.resources | nindent 4 }}
@@ -233,12 +247,17 @@ queue and delivery; each master its own pid/ and data directory.
     - name: tmp
       mountPath: /tmp
     {{- with (include "postfix.configMounts" (dict "ctx" $ "mysql" true) | trim) }}{{ . | nindent 4 }}{{ end }}
+    {{- with (include "postfix.drainTlsMount" $ | trim) }}{{ . | nindent 4 }}{{ end }}
     {{- with $v.queue.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
 {{ include "postfix.splitContainerHead" (dict "ctx" $ "name" "delivery") }}
   env:
     {{- include "postfix.splitEnv" (dict "ctx" $ "role" "delivery") | nindent 4 }}
+  {{- if $v.drain.enabled }}
+  # Deliver (and hand off) for the queue container's drain.
+  {{- include "postfix.drainWaitLifecycle" $ | nindent 2 }}
+  {{- end }}
   {{- with (include "postfix.splitProbes" (dict "ctx" $ "ready" false "startup" true) | trim) }}{{ . | nindent 2 }}{{ end }}
   resources:
     {{- toYaml $v.split.delivery.resources | nindent 4 }}
