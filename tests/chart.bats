@@ -11,6 +11,8 @@ PORT_BASE=20300
 SMTP=$((PORT_BASE + 0))
 SUBMISSION=$((PORT_BASE + 1))
 SMTPS=$((PORT_BASE + 2))
+HANDOFF=$((PORT_BASE + 3))
+METRICS=$((PORT_BASE + 4))
 LMTP=$((PORT_BASE + 20))
 IMAP=$((PORT_BASE + 21))
 AUTH=$((PORT_BASE + 22))
@@ -190,12 +192,13 @@ teardown_file() {
 @test "Service ports 25/587/465 target the named container ports 2525/2587/2465" {
 	local f=$WORK/render/defaults.yaml
 	[ "$(kq "$f" Service/postfix-smtp 'o.spec.ports.map(p => p.name + ":" + p.port + ">" + p.targetPort).join(" ")')" = "smtp:25>smtp submission:587>submission smtps:465>smtps" ]
-	[ "$(kq "$f" $STS 'o.spec.template.spec.containers[0].ports.map(p => p.name + "=" + p.containerPort).join(" ")')" = "smtp=2525 submission=2587 smtps=2465" ]
+	[ "$(kq "$f" $STS 'o.spec.template.spec.containers[0].ports.map(p => p.name + "=" + p.containerPort).join(" ")')" = "smtp=2525 submission=2587 smtps=2465 handoff=2526 metrics=9154" ]
 	[ "$(kq "$f" Service/postfix-smtp 'o.spec.selector["app.kubernetes.io/component"]')" = queue ]
 	[ "$(kq "$f" $STS 'o.spec.template.metadata.labels["app.kubernetes.io/component"]')" = queue ]
 	# containerPorts move the listeners: container ports and main.cf agree.
 	f=$WORK/render/kube-play.yaml
-	[ "$(kq "$f" StatefulSet/pftest-postfix-queue 'o.spec.template.spec.containers[0].ports.map(p => p.containerPort).join(" ")')" = "$SMTP $SUBMISSION $SMTPS" ]
+	[ "$(kq "$f" StatefulSet/pftest-postfix-queue 'o.spec.template.spec.containers[0].ports.map(p => p.containerPort).join(" ")')" = "$SMTP $SUBMISSION $SMTPS $HANDOFF $METRICS" ]
+	[ "$(kq "$f" ConfigMap/pftest-postfix-config 'o.data.POSTFIX_handoff_in_port')" = "$HANDOFF" ]
 	[ "$(kq "$f" ConfigMap/pftest-postfix-config 'o.data.POSTFIX_smtp_in_port')" = "$SMTP" ]
 	[ "$(kq "$f" ConfigMap/pftest-postfix-config 'o.data.POSTFIX_submission_in_port')" = "$SUBMISSION" ]
 	[ "$(kq "$f" ConfigMap/pftest-postfix-config 'o.data.POSTFIX_smtps_in_port')" = "$SMTPS" ]
@@ -362,9 +365,10 @@ ctr() {
 	run kq "$f" --list
 	echo "$output"
 	[ "$status" -eq 0 ]
-	[ "$(echo "$output" | sort | tr '\n' ' ')" = "ConfigMap/postfix-config Deployment/postfix-edge NetworkPolicy/postfix-edge NetworkPolicy/postfix-queue PodDisruptionBudget/postfix-edge PodDisruptionBudget/postfix-queue Service/postfix-bridge Service/postfix-queue Service/postfix-smtp ServiceAccount/postfix StatefulSet/postfix-queue " ]
+	[ "$(echo "$output" | sort | tr '\n' ' ')" = "ConfigMap/postfix-config Deployment/postfix-edge NetworkPolicy/postfix-edge NetworkPolicy/postfix-queue PodDisruptionBudget/postfix-edge PodDisruptionBudget/postfix-queue Service/postfix-bridge Service/postfix-edge-metrics Service/postfix-queue Service/postfix-smtp ServiceAccount/postfix StatefulSet/postfix-queue " ]
+	# docs/split.md lists them (the metrics Service: docs/kubernetes.md).
 	for o in $output; do
-		grep -qF "$o" "$TOP/docs/split.md"
+		grep -qF "$o" "$TOP/docs/split.md" || grep -qF "$o" "$TOP/docs/kubernetes.md"
 	done
 	for set in split-defaults split; do
 		run "$K8S_TOOLS/validate" "$WORK/render/$set.yaml"
@@ -389,7 +393,7 @@ ctr() {
 		[ "$(ctr "$f" $STS "${c%%:*}" 'c.env.find(e => e.name == "POSTFIX_ROLE").value')" = "${c#*:}" ]
 	done
 	m='c.volumeMounts.map(m => m.name + "=" + m.mountPath).join(" ")'
-	[ "$(ctr "$f" $STS queue "$m")" = "spool=/var/spool/postfix private=/var/spool/postfix/private public=/var/spool/postfix/public pid-queue=/var/spool/postfix/pid data=/var/lib/postfix run=/run tmp=/tmp" ]
+	[ "$(ctr "$f" $STS queue "$m")" = "spool=/var/spool/postfix private=/var/spool/postfix/private public=/var/spool/postfix/public pid-queue=/var/spool/postfix/pid data=/var/lib/postfix run=/run tmp=/tmp handoff-tls=/etc/postfix/bridge-tls" ]
 	[ "$(ctr "$f" $STS delivery "$m")" = "spool=/var/spool/postfix private=/var/spool/postfix/private public=/var/spool/postfix/public pid-delivery=/var/spool/postfix/pid data-delivery=/var/lib/postfix run-delivery=/run tmp=/tmp" ]
 	[ "$(ctr "$f" $STS bridge "$m")" = "private=/var/spool/postfix/private public=/var/spool/postfix/public run-bridge=/run tmp=/tmp bridge-tls=/etc/postfix/bridge-tls" ]
 	# Sockets on emptyDirs, the queue on the claim.
@@ -418,7 +422,7 @@ ctr() {
 	[ "$(ctr "$f" $EDGE edge 'c.env.find(e => e.name == "POSTFIX_ROLE").value')" = edge ]
 	[ "$(ctr "$f" $EDGE bridge 'c.env.find(e => e.name == "POSTFIX_ROLE").value')" = bridge-edge ]
 	[ "$(ctr "$f" $EDGE bridge 'c.env.find(e => e.name == "POSTFIX_BRIDGE_PEER").value')" = postfix-bridge.mail.svc ]
-	[ "$(ctr "$f" $EDGE edge 'c.ports.map(p => p.name + "=" + p.containerPort).join(" ")')" = "smtp=2525 submission=2587 smtps=2465" ]
+	[ "$(ctr "$f" $EDGE edge 'c.ports.map(p => p.name + "=" + p.containerPort).join(" ")')" = "smtp=2525 submission=2587 smtps=2465 metrics=9154" ]
 	[ "$(ctr "$f" $EDGE edge 'c.readinessProbe.exec.command.join(" ")')" = "postfix-health ready" ]
 	# Its own empty queue directory: an emptyDir, never the claim.
 	[ "$(ctr "$f" $EDGE edge "$m")" = "spool=/var/spool/postfix private=/var/spool/postfix/private public=/var/spool/postfix/public data=/var/lib/postfix run=/run tmp=/tmp" ]
@@ -449,7 +453,7 @@ ctr() {
 	[ "$(kq "$f" Service/postfix-bridge 'o.spec.selector["app.kubernetes.io/component"]')" = queue ]
 	[ "$(kq "$f" Service/postfix-smtp 'o.spec.selector["app.kubernetes.io/component"]')" = edge ]
 	# The queue pods: in only from edge pods, only on the bridge ports.
-	[ "$(kq "$f" NetworkPolicy/postfix-queue 'o.spec.ingress.length')" = 1 ]
+	[ "$(kq "$f" NetworkPolicy/postfix-queue 'o.spec.ingress.length')" = 3 ]
 	[ "$(kq "$f" NetworkPolicy/postfix-queue 'o.spec.ingress[0].ports.map(p => p.port).join(" ")')" = "br-cleanup br-anvil br-tlsmgr br-verify br-flush" ]
 	[ "$(kq "$f" NetworkPolicy/postfix-queue 'JSON.stringify(o.spec.ingress[0].from)')" = '[{"podSelector":{"matchLabels":{"app.kubernetes.io/name":"postfix","app.kubernetes.io/instance":"postfix","app.kubernetes.io/component":"edge"}}}]' ]
 	# The edge pods: mail ports in; out to the queue pods' bridge ports.
@@ -492,6 +496,318 @@ ctr() {
 	echo "$output" | grep -q 'kubectl -n mail rollout status deployment/postfix-edge'
 	echo "$output" | grep -q 'kubectl -n mail port-forward service/postfix-smtp 2525:25'
 	echo "$output" | grep -q 'kubectl -n mail exec postfix-queue-0 -c log -- tail -f /var/log/postfix/maillog'
+}
+
+# --- drain and metrics (issue 9) ----------------------------------------------
+
+# env FILE WORKLOAD CONTAINER NAME - the value of an env variable.
+envv() {
+	ctr "$1" "$2" "$3" "c.env.find(e => e.name == '$4').value"
+}
+
+@test "drain: the queue container's preStop runs postfix-drain with POSTFIX_DRAIN_* and every possible peer" {
+	local f=$WORK/render/defaults.yaml
+	[ "$(ctr "$f" $STS postfix 'c.lifecycle.preStop.exec.command.join(" ")')" = postfix-drain ]
+	[ "$(ctr "$f" $STS postfix 'c.env.map(e => e.name).join(" ")')" = "POSTFIX_ROLE POSTFIX_DRAIN_PEERS POSTFIX_DRAIN_TIMEOUT POSTFIX_DRAIN_HANDOFF_TIMEOUT POSTFIX_DRAIN_HOLD POSTFIX_METRICS_PORT" ]
+	[ "$(envv "$f" $STS postfix POSTFIX_DRAIN_PEERS)" = postfix-queue-0.postfix-queue.mail.svc.cluster.local:2526 ]
+	[ "$(envv "$f" $STS postfix POSTFIX_DRAIN_TIMEOUT)" = 60 ]
+	[ "$(envv "$f" $STS postfix POSTFIX_DRAIN_HANDOFF_TIMEOUT)" = 60 ]
+	[ "$(envv "$f" $STS postfix POSTFIX_DRAIN_HOLD)" = keep ]
+	# The hand-off listener: main.cf handoff_in_port, container port
+	# handoff, on the headless Service that names the peers.
+	[ "$(kq "$f" ConfigMap/postfix-config 'o.data.POSTFIX_handoff_in_port')" = 2526 ]
+	[ "$(ctr "$f" $STS postfix 'c.ports.find(p => p.name == "handoff").containerPort')" = 2526 ]
+	[ "$(kq "$f" Service/postfix-queue 'o.spec.ports.map(p => p.name + ":" + p.port + ">" + p.targetPort).join(" ")')" = "smtp:2525>smtp handoff:2526>handoff metrics:9154>metrics" ]
+	[ "$(kq "$f" Service/postfix-queue 'o.spec.clusterIP + " " + o.spec.publishNotReadyAddresses')" = "None true" ]
+	[ "$(kq "$f" $STS 'o.spec.serviceName')" = postfix-queue ]
+	# Three replicas: three peers, in ordinal order.
+	chart_render "$WORK/r.yaml" --set queue.replicas=3
+	[ "$(envv "$WORK/r.yaml" $STS postfix POSTFIX_DRAIN_PEERS)" = "postfix-queue-0.postfix-queue.mail.svc.cluster.local:2526,postfix-queue-1.postfix-queue.mail.svc.cluster.local:2526,postfix-queue-2.postfix-queue.mail.svc.cluster.local:2526" ]
+	# maxReplicas lists more (scaling then keeps the pod template); the
+	# values reach the environment.
+	chart_render "$WORK/r.yaml" --set queue.replicas=2 --set drain.maxReplicas=4 \
+		--set clusterDomain=k8s.example --set drain.port=3526 --set drain.timeout=90 \
+		--set drain.handoffTimeout=45 --set drain.hold=release
+	[ "$(envv "$WORK/r.yaml" $STS postfix POSTFIX_DRAIN_PEERS | tr ',' '\n' | wc -l)" = 4 ]
+	envv "$WORK/r.yaml" $STS postfix POSTFIX_DRAIN_PEERS | tr ',' '\n' | sed -n 4p | grep -qx 'postfix-queue-3.postfix-queue.mail.svc.k8s.example:3526'
+	[ "$(envv "$WORK/r.yaml" $STS postfix POSTFIX_DRAIN_TIMEOUT)" = 90 ]
+	[ "$(envv "$WORK/r.yaml" $STS postfix POSTFIX_DRAIN_HANDOFF_TIMEOUT)" = 45 ]
+	[ "$(envv "$WORK/r.yaml" $STS postfix POSTFIX_DRAIN_HOLD)" = release ]
+	[ "$(kq "$WORK/r.yaml" ConfigMap/postfix-config 'o.data.POSTFIX_handoff_in_port')" = 3526 ]
+	# maxReplicas below replicas still lists every replica.
+	chart_render "$WORK/r.yaml" --set queue.replicas=3 --set drain.maxReplicas=1
+	[ "$(envv "$WORK/r.yaml" $STS postfix POSTFIX_DRAIN_PEERS | tr ',' '\n' | wc -l)" = 3 ]
+	# Scaling within maxReplicas does not change the pod template.
+	chart_render "$WORK/a.yaml" --set queue.replicas=2 --set drain.maxReplicas=5
+	chart_render "$WORK/b.yaml" --set queue.replicas=4 --set drain.maxReplicas=5
+	[ "$(kq "$WORK/a.yaml" $STS 'JSON.stringify(o.spec.template)')" = "$(kq "$WORK/b.yaml" $STS 'JSON.stringify(o.spec.template)')" ]
+}
+
+@test "drain: terminationGracePeriodSeconds is at least both timeouts plus 30 seconds" {
+	[ "$(kq "$WORK/render/defaults.yaml" $STS 'o.spec.template.spec.terminationGracePeriodSeconds')" = 150 ]
+	chart_render "$WORK/r.yaml" --set drain.timeout=300 --set drain.handoffTimeout=120
+	[ "$(kq "$WORK/r.yaml" $STS 'o.spec.template.spec.terminationGracePeriodSeconds')" = 450 ]
+	chart_render "$WORK/r.yaml" --set queue.terminationGracePeriodSeconds=600
+	[ "$(kq "$WORK/r.yaml" $STS 'o.spec.template.spec.terminationGracePeriodSeconds')" = 600 ]
+	chart_render "$WORK/r.yaml" --set queue.terminationGracePeriodSeconds=150
+	[ "$(kq "$WORK/r.yaml" $STS 'o.spec.template.spec.terminationGracePeriodSeconds')" = 150 ]
+	chart_fails --set queue.terminationGracePeriodSeconds=149
+	echo "$output" | grep -q 'queue.terminationGracePeriodSeconds is 149, but a drain needs drain.timeout + drain.handoffTimeout + 30 = 150 seconds'
+	chart_fails --set queue.terminationGracePeriodSeconds=100 --set drain.timeout=80 --set drain.handoffTimeout=0
+	echo "$output" | grep -q '= 110 seconds'
+	# Without the drain: 60, or any value.
+	chart_render "$WORK/r.yaml" --set drain.enabled=false
+	[ "$(kq "$WORK/r.yaml" $STS 'o.spec.template.spec.terminationGracePeriodSeconds')" = 60 ]
+	chart_render "$WORK/r.yaml" --set drain.enabled=false --set queue.terminationGracePeriodSeconds=20
+	[ "$(kq "$WORK/r.yaml" $STS 'o.spec.template.spec.terminationGracePeriodSeconds')" = 20 ]
+	# The split topology's queue pod too.
+	[ "$(kq "$WORK/render/split-defaults.yaml" $STS 'o.spec.template.spec.terminationGracePeriodSeconds')" = 150 ]
+}
+
+@test "drain: updateStrategy, podManagementPolicy, PDB and probes replace the queue pods one by one" {
+	local f=$WORK/render/defaults.yaml
+	[ "$(kq "$f" $STS 'o.spec.updateStrategy.type')" = RollingUpdate ]
+	kq_absent "$f" $STS 'o.spec.updateStrategy.rollingUpdate'
+	[ "$(kq "$f" $STS 'o.spec.podManagementPolicy')" = OrderedReady ]
+	[ "$(kq "$f" PodDisruptionBudget/postfix-queue 'o.spec.maxUnavailable')" = 1 ]
+	# The next pod is drained only when the new one is ready; the drain
+	# turns readiness off, not liveness.
+	[ "$(ctr "$f" $STS postfix 'c.readinessProbe.exec.command.join(" ")')" = "postfix-health ready" ]
+	[ "$(ctr "$f" $STS postfix 'c.livenessProbe.exec.command.join(" ")')" = "postfix-health live" ]
+	# docs/kubernetes.md gives the reasoning.
+	grep -q 'OrderedReady' "$TOP/docs/kubernetes.md"
+	grep -q 'postfix-drain' "$TOP/docs/kubernetes.md"
+}
+
+@test "drain: split topology: the queue container drains, the delivery container outlives it, hand-off certificates" {
+	local f=$WORK/render/split-defaults.yaml
+	[ "$(ctr "$f" $STS queue 'c.lifecycle.preStop.exec.command.join(" ")')" = postfix-drain ]
+	[ "$(envv "$f" $STS queue POSTFIX_DRAIN_PEERS)" = postfix-queue-0.postfix-queue.mail.svc.cluster.local:2526 ]
+	[ "$(envv "$f" $STS queue POSTFIX_METRICS_PORT)" = 9154 ]
+	[ "$(ctr "$f" $STS queue 'c.ports.map(p => p.name + "=" + p.containerPort).join(" ")')" = "handoff=2526 metrics=9154" ]
+	# The delivery container waits while mail is pending, at most both
+	# timeouts (+10 s); nobody else drains or has the drain's settings.
+	ctr "$f" $STS delivery 'c.lifecycle.preStop.exec.command.join(" ")' | grep -q '^sh -c end=$(($(date +%s) + 130)); .*find /var/spool/postfix/maildrop /var/spool/postfix/incoming /var/spool/postfix/active /var/spool/postfix/deferred -type f'
+	kq_absent "$f" $STS 'o.spec.template.spec.containers.find(c => c.name == "bridge").lifecycle'
+	[ "$(kq "$f" $STS 'o.spec.template.spec.containers.filter(c => c.env.some(e => e.name.startsWith("POSTFIX_DRAIN_"))).map(c => c.name).join(" ")')" = queue ]
+	kq_absent "$f" $EDGE 'o.spec.template.spec.containers.find(c => c.lifecycle)'
+	[ "$(envv "$f" $EDGE edge POSTFIX_METRICS_PORT)" = 9154 ]
+	kq_absent "$f" $EDGE 'o.spec.template.spec.containers.find(c => c.env.some(e => e.name.startsWith("POSTFIX_DRAIN_")))'
+	[ "$(kq "$f" Service/postfix-queue 'o.spec.ports.map(p => p.name).join(" ")')" = "br-cleanup handoff metrics" ]
+	# The peers show each other the bridge's server certificate.
+	[ "$(kq "$f" $STS 'o.spec.template.spec.volumes.find(v => v.name == "handoff-tls").secret.secretName')" = postfix-bridge-tls ]
+	[ "$(kq "$WORK/render/split.yaml" $STS 'o.spec.template.spec.volumes.find(v => v.name == "handoff-tls").secret.secretName')" = postfix-bridge-server ]
+	chart_render "$WORK/r.yaml" --set topology=split --set split.bridge.tls.mode=none
+	kq_absent "$WORK/r.yaml" $STS 'o.spec.template.spec.volumes.find(v => v.name == "handoff-tls")'
+	# The single topology: no certificates unless drain.tls.existingSecret.
+	kq_absent "$WORK/render/defaults.yaml" $STS 'o.spec.template.spec.volumes.find(v => v.name == "handoff-tls")'
+	chart_render "$WORK/r.yaml" --set drain.tls.existingSecret=handoff-certs
+	[ "$(kq "$WORK/r.yaml" $STS 'o.spec.template.spec.volumes.find(v => v.name == "handoff-tls").secret.secretName')" = handoff-certs ]
+	[ "$(ctr "$WORK/r.yaml" $STS postfix 'c.volumeMounts.find(m => m.name == "handoff-tls").mountPath')" = /etc/postfix/bridge-tls ]
+}
+
+@test "drain: a Job per orphan claim runs postfix-drain --orphan on that claim, like the queue pods" {
+	local j=Job/postfix-drain-spool-postfix-queue-2 c='o.spec.template.spec.containers[0]'
+	chart_render "$WORK/orphan.yaml" --set queue.replicas=2 \
+		--set-json 'drain.orphanClaims=["spool-postfix-queue-2","spool-postfix-queue-3"]'
+	[ "$(kq "$WORK/orphan.yaml" --list | grep '^Job/' | tr '\n' ' ')" = "Job/postfix-drain-spool-postfix-queue-2 Job/postfix-drain-spool-postfix-queue-3 " ]
+	[ "$(kq "$WORK/orphan.yaml" $j "$c.args.join(' ')")" = "postfix-drain --orphan" ]
+	kq_absent "$WORK/orphan.yaml" $j "$c.command"
+	[ "$(kq "$WORK/orphan.yaml" $j 'o.spec.template.spec.volumes.find(v => v.name == "spool").persistentVolumeClaim.claimName')" = spool-postfix-queue-2 ]
+	[ "$(kq "$WORK/orphan.yaml" Job/postfix-drain-spool-postfix-queue-3 'o.spec.template.spec.volumes.find(v => v.name == "spool").persistentVolumeClaim.claimName')" = spool-postfix-queue-3 ]
+	[ "$(kq "$WORK/orphan.yaml" $j "$c.volumeMounts.find(m => m.name == 'spool').mountPath")" = /var/spool/postfix ]
+	[ "$(kq "$WORK/orphan.yaml" $j 'o.spec.template.spec.restartPolicy')" = Never ]
+	[ "$(kq "$WORK/orphan.yaml" $j 'o.spec.backoffLimit')" = 3 ]
+	[ "$(kq "$WORK/orphan.yaml" $j 'o.metadata.labels["app.kubernetes.io/component"]')" = drain ]
+	# The same security contexts, environment, configuration and peers as
+	# the queue pods.
+	for e in 'o.spec.template.spec.securityContext' "$c.securityContext" "$c.envFrom" "$c.image" \
+		"$c.env.find(e => e.name == 'POSTFIX_DRAIN_PEERS')" "$c.env.find(e => e.name == 'POSTFIX_DRAIN_TIMEOUT')" \
+		"$c.env.find(e => e.name == 'POSTFIX_DRAIN_HOLD')" 'o.spec.template.spec.automountServiceAccountToken'; do
+		[ "$(kq "$WORK/orphan.yaml" $j "JSON.stringify($e)")" = "$(kq "$WORK/orphan.yaml" $STS "JSON.stringify($e)")" ]
+	done
+	[ "$(kq "$WORK/orphan.yaml" $j "$c.env.find(e => e.name == 'POSTFIX_ROLE').value")" = single ]
+	run "$K8S_TOOLS/validate" "$WORK/orphan.yaml"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	run "$K8S_TOOLS/restricted-check" "$WORK/orphan.yaml"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^ok $j (spec.template.spec): restricted$"
+	# The split topology: the same Job, with the hand-off certificates.
+	chart_render "$WORK/r.yaml" --set topology=split --set-json 'drain.orphanClaims=["spool-postfix-queue-1"]'
+	[ "$(kq "$WORK/r.yaml" Job/postfix-drain-spool-postfix-queue-1 'o.spec.template.spec.volumes.find(v => v.name == "handoff-tls").secret.secretName')" = postfix-bridge-tls ]
+	# A running replica's claim is no orphan; none without the drain.
+	chart_fails --set queue.replicas=2 --set-json 'drain.orphanClaims=["spool-postfix-queue-1"]'
+	echo "$output" | grep -q 'spool-postfix-queue-1 is the queue of a running replica'
+	chart_render "$WORK/r.yaml" --set drain.enabled=false --set-json 'drain.orphanClaims=["spool-postfix-queue-2"]'
+	[ -z "$(kq "$WORK/r.yaml" --list | grep '^Job/')" ]
+	[ -z "$(kq "$WORK/render/defaults.yaml" --list | grep '^Job/')" ]
+}
+
+@test "drain.enabled=false removes the hook, the environment, the hand-off port and its policy rules" {
+	local f=$WORK/r.yaml
+	chart_render "$f" --set drain.enabled=false
+	kq_absent "$f" $STS 'o.spec.template.spec.containers[0].lifecycle'
+	[ "$(ctr "$f" $STS postfix 'c.env.map(e => e.name).join(" ")')" = "POSTFIX_ROLE POSTFIX_METRICS_PORT" ]
+	kq_absent "$f" $STS 'o.spec.template.spec.containers[0].ports.find(p => p.name == "handoff")'
+	[ "$(kq "$f" Service/postfix-queue 'o.spec.ports.map(p => p.name).join(" ")')" = "smtp metrics" ]
+	kq_absent "$f" ConfigMap/postfix-config 'o.data.POSTFIX_handoff_in_port'
+	kq_absent "$f" NetworkPolicy/postfix-queue 'o.spec.ingress.find(r => r.ports.some(p => p.port == "handoff"))'
+	kq_absent "$f" NetworkPolicy/postfix-queue 'o.spec.egress.find(r => r.to)'
+	chart_render "$f" --set topology=split --set drain.enabled=false --set metrics.enabled=false
+	[ "$(kq "$f" $STS 'o.spec.template.spec.containers.filter(c => c.lifecycle).length')" = 0 ]
+	kq_absent "$f" $STS 'o.spec.template.spec.volumes.find(v => v.name == "handoff-tls")'
+	kq_absent "$f" $STS 'o.spec.template.spec.containers.find(c => c.ports && c.ports.some(p => p.name == "handoff"))'
+	[ "$(kq "$f" Service/postfix-queue 'o.spec.ports.map(p => p.name).join(" ")')" = br-cleanup ]
+	[ "$(kq "$f" NetworkPolicy/postfix-queue 'o.spec.ingress.length')" = 1 ]
+	run "$K8S_TOOLS/validate" "$f"
+	[ "$status" -eq 0 ]
+}
+
+@test "metrics: POSTFIX_METRICS_PORT and the port metrics on the queue and edge pods and their Services" {
+	local f=$WORK/render/defaults.yaml
+	[ "$(envv "$f" $STS postfix POSTFIX_METRICS_PORT)" = 9154 ]
+	[ "$(ctr "$f" $STS postfix 'c.ports.find(p => p.name == "metrics").containerPort')" = 9154 ]
+	f=$WORK/render/split-defaults.yaml
+	[ "$(kq "$f" Service/postfix-edge-metrics 'o.spec.ports.map(p => p.name + ":" + p.port + ">" + p.targetPort).join(" ")')" = "metrics:9154>metrics" ]
+	[ "$(kq "$f" Service/postfix-edge-metrics 'o.spec.clusterIP + " " + o.spec.selector["app.kubernetes.io/component"]')" = "None edge" ]
+	[ "$(kq "$f" $STS 'o.spec.template.spec.containers.filter(c => c.env.some(e => e.name == "POSTFIX_METRICS_PORT")).map(c => c.name).join(" ")')" = queue ]
+	chart_render "$WORK/r.yaml" --set metrics.port=9200 --set topology=split
+	[ "$(envv "$WORK/r.yaml" $EDGE edge POSTFIX_METRICS_PORT)" = 9200 ]
+	[ "$(ctr "$WORK/r.yaml" $STS queue 'c.ports.find(p => p.name == "metrics").containerPort')" = 9200 ]
+	# Off: no variable, port, Service or rule.
+	chart_render "$WORK/r.yaml" --set metrics.enabled=false --set topology=split
+	kq_absent "$WORK/r.yaml" Service/postfix-edge-metrics 'o'
+	kq_absent "$WORK/r.yaml" $EDGE 'o.spec.template.spec.containers.find(c => c.env.some(e => e.name == "POSTFIX_METRICS_PORT"))'
+	kq_absent "$WORK/r.yaml" $STS 'o.spec.template.spec.containers.find(c => c.env.some(e => e.name == "POSTFIX_METRICS_PORT"))'
+	kq_absent "$WORK/r.yaml" NetworkPolicy/postfix-edge 'o.spec.ingress.find(r => r.ports.some(p => p.port == "metrics"))'
+	[ "$(kq "$WORK/r.yaml" Service/postfix-queue 'o.spec.ports.map(p => p.name).join(" ")')" = "br-cleanup handoff" ]
+	# The listeners need their own ports.
+	chart_fails --set metrics.port=2526
+	echo "$output" | grep -q 'every listener needs its own port'
+	chart_fails --set drain.port=2525
+	chart_fails --set topology=split --set metrics.port=10031
+	echo "$output" | grep -q 'must not hold the listener port 10031'
+}
+
+@test "NetworkPolicy: the hand-off port only from the queue pods and drain Jobs, metrics from the namespace or metrics.networkPolicy.from" {
+	local f=$WORK/render/defaults.yaml np=NetworkPolicy/postfix-queue
+	local sel='{"app.kubernetes.io/name":"postfix","app.kubernetes.io/instance":"postfix","app.kubernetes.io/component":'
+	[ "$(kq "$f" $np 'o.spec.ingress.map(r => r.ports.map(p => p.port).join(",")).join(" ")')" = "smtp,submission,smtps handoff metrics" ]
+	[ "$(kq "$f" $np 'JSON.stringify(o.spec.ingress.find(r => r.ports[0].port == "handoff").from.map(p => p.podSelector.matchLabels))')" = "[${sel}\"queue\"},${sel}\"drain\"}]" ]
+	[ "$(kq "$f" $np 'JSON.stringify(o.spec.ingress.find(r => r.ports[0].port == "metrics").from)')" = '[{"podSelector":{}}]' ]
+	# Out: the peers' hand-off port, to the queue pods only.
+	[ "$(kq "$f" $np 'JSON.stringify(o.spec.egress.find(r => r.to).ports)')" = '[{"port":2526,"protocol":"TCP"}]' ]
+	[ "$(kq "$f" $np 'JSON.stringify(o.spec.egress.find(r => r.to).to[0].podSelector.matchLabels)')" = "${sel}\"queue\"}" ]
+	# The drain Job's pods carry the label the rule admits.
+	chart_render "$WORK/r.yaml" --set-json 'drain.orphanClaims=["spool-postfix-queue-1"]'
+	[ "$(kq "$WORK/r.yaml" Job/postfix-drain-spool-postfix-queue-1 'JSON.stringify(o.spec.template.metadata.labels)')" = "$(kq "$WORK/r.yaml" Job/postfix-drain-spool-postfix-queue-1 'JSON.stringify(o.metadata.labels)')" ]
+	kq "$WORK/r.yaml" Job/postfix-drain-spool-postfix-queue-1 'o.spec.template.metadata.labels["app.kubernetes.io/component"]' | grep -qx drain
+	# A Prometheus elsewhere.
+	chart_render "$WORK/r.yaml" --set topology=split \
+		--set-json 'metrics.networkPolicy.from=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}},"podSelector":{"matchLabels":{"app.kubernetes.io/name":"prometheus"}}}]'
+	for p in NetworkPolicy/postfix-queue NetworkPolicy/postfix-edge; do
+		[ "$(kq "$WORK/r.yaml" $p 'o.spec.ingress.find(r => r.ports[0].port == "metrics").from[0].namespaceSelector.matchLabels["kubernetes.io/metadata.name"]')" = monitoring ]
+	done
+	run "$K8S_TOOLS/validate" "$WORK/r.yaml"
+	[ "$status" -eq 0 ]
+}
+
+@test "ServiceMonitor and PrometheusRule: only when enabled, valid, alerting on the image's metrics" {
+	local f=$WORK/monitor.yaml pr=PrometheusRule/postfix-metrics expr
+	kq "$WORK/render/defaults.yaml" --list | grep -vq 'ServiceMonitor\|PrometheusRule'
+	[ -z "$(kq "$WORK/render/split-defaults.yaml" --list | grep 'ServiceMonitor\|PrometheusRule')" ]
+	chart_render "$f" --set topology=split --set metrics.serviceMonitor.enabled=true \
+		--set metrics.serviceMonitor.labels.release=kube-prometheus --set metrics.serviceMonitor.interval=15s \
+		--set metrics.prometheusRule.enabled=true --set metrics.prometheusRule.labels.release=kube-prometheus \
+		--set metrics.prometheusRule.deferredMaxAgeSeconds=3600
+	run "$K8S_TOOLS/validate" "$f"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx 'ok ServiceMonitor/postfix-metrics'
+	echo "$output" | grep -qx "ok $pr"
+	[ "$(kq "$f" ServiceMonitor/postfix-metrics 'o.apiVersion')" = monitoring.coreos.com/v1 ]
+	[ "$(kq "$f" ServiceMonitor/postfix-metrics 'o.metadata.labels.release')" = kube-prometheus ]
+	[ "$(kq "$f" ServiceMonitor/postfix-metrics 'o.spec.endpoints.map(e => e.port + " " + e.path + " " + e.interval).join()')" = "metrics /metrics 15s" ]
+	# It selects exactly the Services with a metrics port.
+	[ "$(kq "$f" ServiceMonitor/postfix-metrics 'o.spec.selector.matchExpressions[0].values.join(" ")')" = "queue edge" ]
+	for s in Service/postfix-queue Service/postfix-edge-metrics; do
+		kq "$f" $s 'o.spec.ports.map(p => p.name).join(" ")' | grep -qw metrics
+		[ "$(kq "$f" $s 'o.metadata.labels["app.kubernetes.io/instance"]')" = postfix ]
+	done
+	[ "$(kq "$f" $pr 'o.metadata.labels.release')" = kube-prometheus ]
+	[ "$(kq "$f" $pr 'o.spec.groups[0].rules.map(r => r.alert).join(" ")')" = "PostfixQueueGrowing PostfixDeferredTooOld PostfixNoDeliveries PostfixDown" ]
+	expr() { kq "$f" $pr "o.spec.groups[0].rules.find(r => r.alert == '$1').expr"; }
+	expr PostfixQueueGrowing | grep -q 'sum by (namespace, pod) (postfix_queue_messages{queue=~"active|deferred|incoming", namespace="mail", pod=~"postfix-(queue|edge)-.*"}) > 100'
+	expr PostfixQueueGrowing | grep -q 'deriv(postfix_queue_messages{queue=~"active|deferred|incoming", .*}\[30m\])) > 0'
+	expr PostfixDeferredTooOld | grep -q 'postfix_queue_oldest_message_age_seconds{queue="deferred", .*}) > 3600$'
+	expr PostfixNoDeliveries | grep -q 'postfix_queue_messages{queue=~"active|deferred", .*}) > 0'
+	expr PostfixNoDeliveries | grep -q 'increase(postfix_deliveries_total{status="sent", .*}\[1h\])) == 0'
+	expr PostfixNoDeliveries | grep -q 'unless on (namespace, pod) postfix_draining{.*} == 1$'
+	expr PostfixDown | grep -q '^postfix_up{namespace="mail", pod=~"postfix-(queue|edge)-.*"} == 0 or absent(postfix_up{.*})$'
+	# PromQL-shaped: balanced brackets, only the image's metric names.
+	for a in PostfixQueueGrowing PostfixDeferredTooOld PostfixNoDeliveries PostfixDown; do
+		expr "$a" | python3 -c '
+import re, sys
+e = sys.stdin.read()
+depth = []
+pairs = {")": "(", "]": "[", "}": "{"}
+for ch in re.sub(r"\"[^\"]*\"", "", e):
+    if ch in "([{": depth.append(ch)
+    elif ch in ")]}":
+        assert depth and depth.pop() == pairs[ch], e
+assert not depth, e
+names = set(re.findall(r"\b(postfix_[a-z_]+)\{", e))
+known = {"postfix_up", "postfix_queue_messages", "postfix_queue_bytes", "postfix_queue_oldest_message_age_seconds",
+         "postfix_deliveries_total", "postfix_deliveries_by_transport_total", "postfix_smtpd_connections_total",
+         "postfix_smtpd_rejects_total", "postfix_log_lines_total", "postfix_draining"}
+assert names and names <= known, names
+'
+	done
+	[ "$(kq "$f" $pr 'o.spec.groups[0].rules.map(r => r.labels.severity).join(" ")')" = "warning warning warning critical" ]
+	kq "$f" $pr 'o.spec.groups[0].rules[0].annotations.description' | grep -qF '{{ $labels.pod }}'
+	# promtool, where there is one, parses them.
+	if command -v promtool >/dev/null; then
+		kq "$f" $pr 'JSON.stringify(o.spec)' >"$WORK/rules.json"
+		promtool check rules "$WORK/rules.json"
+	fi
+	# metrics.enabled=false takes them along.
+	chart_render "$WORK/r.yaml" --set metrics.enabled=false --set metrics.serviceMonitor.enabled=true --set metrics.prometheusRule.enabled=true
+	[ -z "$(kq "$WORK/r.yaml" --list | grep 'ServiceMonitor\|PrometheusRule')" ]
+}
+
+@test "the values schema rejects unknown keys and wrong types of the drain and metrics values" {
+	chart_fails --set-string drain.timeout=soon
+	echo "$output" | grep -q "/drain/timeout': got string, want integer"
+	chart_fails --set drain.timout=60
+	echo "$output" | grep -q "additional properties 'timout' not allowed"
+	chart_fails --set-string drain.enabled=yes
+	echo "$output" | grep -q "/drain/enabled': got string, want boolean"
+	chart_fails --set drain.hold=drop
+	chart_fails --set drain.port=526
+	chart_fails --set-string drain.orphanClaims=spool-postfix-queue-1
+	chart_fails --set-json 'drain.orphanClaims=["Spool_1"]'
+	chart_fails --set-string queue.terminationGracePeriodSeconds=long
+	chart_fails --set-string metrics.port=9154x
+	chart_fails --set metrics.serviceMonitor.interval=30
+	chart_fails --set metrics.serviceMonitor.enable=true
+	echo "$output" | grep -q "additional properties 'enable' not allowed"
+	chart_fails --set-string metrics.prometheusRule.queueGrowingThreshold=many
+	chart_fails --set-json 'metrics.networkPolicy.from=[{"pods":{}}]'
+	chart_fails --set clusterDomain=Cluster_Local
+}
+
+@test "NOTES.txt tells about the metrics and the drain" {
+	run "$HELM" install --dry-run=client postfix "$CHART" --namespace mail --set queue.replicas=2
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q 'kubectl -n mail port-forward pod/postfix-queue-0 9154:metrics'
+	echo "$output" | grep -q 'preStop "postfix-drain"'
+	echo "$output" | grep -q 'drain.orphanClaims'
+	echo "$output" | grep -q 'WARNING: no hand-off certificates'
+	run "$HELM" install --dry-run=client postfix "$CHART" --namespace mail --set drain.enabled=false
+	echo "$output" | grep -q 'drain.enabled is false'
 }
 
 # --- podman kube play of the rendered pod --------------------------------------
