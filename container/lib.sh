@@ -259,6 +259,29 @@ pf_tls_off() {
 		"offered${pf_to_svcs:+, and the listeners that require TLS are disabled: $pf_to_svcs}"
 }
 
+# pf_handoff DIR - the hand-off between replicas (postfix-drain,
+# docs/operations.md). The handoff-in listener runs only where drain peers
+# are set (elsewhere its port would be one more to expose, and to clash
+# with other instances on one host). With the bridge certificates
+# mounted, the peers prove themselves with them: the handoff client
+# presents the certificate over TLS, handoff-in trusts the bridge CA.
+pf_handoff() {
+	pf_ho_dir=$1
+	if [ -z "${POSTFIX_DRAIN_PEERS:-}" ]; then
+		if [ -n "$(pf_pc "$pf_ho_dir" -M handoff-in/inet 2>/dev/null)" ]; then
+			pf_edit "$pf_ho_dir" -M# handoff-in/inet
+		fi
+		return 0
+	fi
+	pf_ho_tls=${POSTFIX_BRIDGE_TLS_DIR:-$PF_DEFAULTS/bridge-tls}
+	for pf_ho_f in tls.crt tls.key ca.crt; do
+		[ -r "$pf_ho_tls/$pf_ho_f" ] || return 0
+	done
+	pf_edit "$pf_ho_dir" -e "handoff_tls_security_level = encrypt" \
+		"handoff_tls_chain_files = $pf_ho_tls/tls.key, $pf_ho_tls/tls.crt" \
+		"handoff_tls_CAfile = $pf_ho_tls/ca.crt"
+}
+
 # pf_render DIR - the effective configuration, in this order: the image
 # defaults or mounted main.cf/master.cf from $PF_DEFAULTS, POSTFIX_<name>
 # environment settings, then what the container needs: logging to
@@ -300,6 +323,7 @@ pf_render() {
 	fi
 
 	pf_remap_ports "$pf_r_dir"
+	pf_handoff "$pf_r_dir"
 
 	# Roles without smtpd listeners (roles.sh) have no server TLS.
 	if [ "${PF_TLS_SERVER:-yes}" = no ]; then

@@ -114,6 +114,11 @@ def cmd_load(args):
     results = {}
 
     def one(i):
+        if args.pace:
+            # Spread the messages over time: message i starts no earlier
+            # than i * pace / concurrency seconds after the start.
+            start = deadline - args.max_seconds + i * args.pace / args.concurrency
+            time.sleep(max(0.0, start - time.time()))
         if time.time() > deadline:
             return i, None, 0, "time budget exhausted"
         token = f"{args.prefix}-{i:06d}-{uuid.uuid4().hex[:8]}"
@@ -219,6 +224,8 @@ def main():
     sp.add_argument("--count", type=int, required=True)
     sp.add_argument("--concurrency", type=int, default=10)
     sp.add_argument("--max-seconds", type=float, default=300)
+    sp.add_argument("--pace", type=float, default=0,
+                    help="seconds between message starts per connection")
     sp.add_argument("--prefix", default="load")
     sp.add_argument("--out", required=True)
     sp.add_argument("--no-5xx", action="store_true",
