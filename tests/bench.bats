@@ -3,11 +3,19 @@
 # shared harness (../shared/bench/mta-bench) once, with a small matrix
 # (1 KiB and 100 KiB at C=10, 200 messages, one repetition), at our
 # unprivileged build, the switch-off build and Debian's stock Postfix, on
-# the relay and LMTP paths, then bench/startup once per variant. The full
-# benchmark ("make bench", docs/BENCHMARKS.md) is not run here.
-# Ports 20650-20699 (bench/run smoke), 127.0.0.1 only.
+# the relay and LMTP paths, then bench/startup once per variant. Then
+# "bench/run split-smoke" (part 2): the split topology (container/split)
+# against the single container, both from the image, 200 messages of
+# 1 KiB at C=10 per path, one repetition, with the bridges' CPU; skipped
+# when there is no image (make image). The full benchmarks ("make bench",
+# "bench/run split", docs/BENCHMARKS.md) are not run here; nothing here
+# is timed.
+# Ports 20650-20699 (bench/run smoke), 20750-20799 and 20850-20869
+# (split-smoke: listeners and bridges), 127.0.0.1 only.
 
 PORT_BASE=20650
+SPLIT_PORT_BASE=20750
+IMAGE=localhost/postfix-unpriv:latest
 
 load lib/common
 
@@ -26,11 +34,29 @@ setup_file() {
 		env -u BUILD -u ROOT make -C "$TOP" bench-smoke \
 		>"$WORK/smoke.log" 2>&1 || status=$?
 	echo "$status" >"$WORK/smoke.rc"
+
+	# part 2, when the image exists (bounded: about 2 minutes)
+	SOUT=$WORK/split-out
+	SBW=$WORK/split-w
+	export SOUT SBW
+	if podman image exists "$IMAGE" 2>/dev/null; then
+		ports_free $(seq "$SPLIT_PORT_BASE" $((SPLIT_PORT_BASE + 49))) \
+			$(seq $((SPLIT_PORT_BASE + 100)) $((SPLIT_PORT_BASE + 119)))
+		status=0
+		BENCH_OUT=$SOUT BENCH_WORKDIR=$SBW timeout -k 30 900 \
+			"$TOP/bench/run" split-smoke >"$WORK/split.log" 2>&1 || status=$?
+		echo "$status" >"$WORK/split.rc"
+	fi
 }
 
 teardown_file() {
 	BENCH_WORKDIR=$BW "$TOP/bench/run" stop smoke >/dev/null 2>&1 || true
+	BENCH_WORKDIR=$SBW "$TOP/bench/run" stop split-smoke >/dev/null 2>&1 || true
 	suite_cleanup
+}
+
+need_split_run() {
+	[ -f "$WORK/split.rc" ] || skip "no image $IMAGE (make image): split-smoke not run"
 }
 
 @test "make bench-smoke completes" {
@@ -143,10 +169,87 @@ settings() {
 	done
 }
 
+@test "split-smoke completes: split and single containers, both paths" {
+	need_split_run
+	tail -n 60 "$WORK/split.log"
+	[ "$(cat "$WORK/split.rc")" -eq 0 ]
+	[ -s "$SOUT/summary.json" ]
+	[ -s "$SOUT/table.md" ]
+	[ -s "$SOUT/components.md" ]
+	grep -q '^nproc: ' "$SOUT/machine.txt"
+	grep -q '^image: ' "$SOUT/machine.txt"
+	grep -q 'e2e split/single | CPU split/single' "$SOUT/table.md"
+}
+
+@test "split-smoke: e2e and CPU ratios of split to single are present and positive" {
+	need_split_run
+	python3 - "$SOUT/summary.json" "$SOUT/runs.jsonl" <<'EOF'
+import json, sys
+seen = set()
+for e in json.load(open(sys.argv[1])):
+    if e["target"] not in ("split-relay", "split-lmtp"):
+        continue
+    ref = e["target"].replace("split", "single")
+    for key in (f"e2e/{ref}", f"mta_cpu/{ref}"):
+        r = e["ratios"].get(key)
+        assert r and r[1] > 0, f"{e['target']}: no {key}: {r}"
+    seen.add(e["target"])
+assert seen == {"split-relay", "split-lmtp"}, seen
+runs = [json.loads(l) for l in open(sys.argv[2])]
+assert {r["target"] for r in runs} == {"single-relay", "single-lmtp", "split-relay",
+                                       "split-lmtp"}, runs
+bad = [r for r in runs if not (r["ok"] and r["delivered"] == r["n"] and r["extra"] == 0
+                                and r["e2e_rate"] and r["e2e_rate"] > 0
+                                and r["mta_cpu_us"] and r["mta_cpu_us"] > 0)]
+assert not bad, [(r["target"], r["delivered"], r["n"], r["mta_cpu_us"]) for r in bad]
+print("ok:", [(r["target"], round(r["e2e_rate"]), round(r["mta_cpu_us"])) for r in runs])
+EOF
+}
+
+@test "split-smoke: the bridges' CPU and every container's are measured" {
+	need_split_run
+	cat "$SOUT/components.md"
+	python3 - "$SOUT/components.json" <<'EOF'
+import json, sys
+runs = json.load(open(sys.argv[1]))
+seen = set()
+for r in runs:
+    c = r["components"]
+    if r["target"].startswith("split-"):
+        want = ("edge1", "bridge-edge1", "bridge-queue", "queue", "delivery", "log")
+    else:
+        want = ("single",)
+    for k in want + ("TOTAL",):
+        assert c.get(k, 0) > 0, f"{r['target']}: {k} {c.get(k)}"
+    # the containers are all there is: the parts add up to the whole
+    assert abs(sum(c[k] for k in want) - c["TOTAL"]) <= 0.05 * c["TOTAL"], c
+    seen.add(r["target"])
+assert seen == {"single-relay", "single-lmtp", "split-relay", "split-lmtp"}, seen
+EOF
+	# the bridges run socat, and the edge runs smtpd
+	grep -q '^bridge-edge1: .*socat' "$SOUT/processes.txt"
+	grep -q '^bridge-queue: .*socat' "$SOUT/processes.txt"
+	grep -q '^edge1: .*smtpd' "$SOUT/processes.txt"
+}
+
+@test "split-smoke leaves no container, volume, cgroup or listener" {
+	need_split_run
+	local p c
+	for c in single-relay single-lmtp split-relay split-lmtp; do
+		[ -z "$(podman ps -aq --filter "label=pfsplit=pfb-$c")" ] || fail "containers of $c left"
+		[ -z "$(podman volume ls -q --filter "label=pfsplit=pfb-$c")" ] || fail "volumes of $c left"
+		[ ! -d "/sys/fs/cgroup/cpuacct/mta-bench/$c" ] || fail "cgroup of $c left"
+	done
+	for p in $(seq "$SPLIT_PORT_BASE" $((SPLIT_PORT_BASE + 49))) \
+		$(seq $((SPLIT_PORT_BASE + 100)) $((SPLIT_PORT_BASE + 119))); do
+		port_closed "$p" || fail "port $p still in use"
+	done
+}
+
 @test "bench scripts are POSIX sh and shellcheck clean" {
 	local f
 	for f in "$TOP"/bench/run "$TOP"/bench/startup "$TOP"/bench/profile \
-		"$TOP"/bench/lib/postfix-target \
+		"$TOP"/bench/lib/postfix-target "$TOP"/bench/lib/container-target \
 		"$TOP"/bench/targets/*; do
 		head -n 1 "$f" | grep -qx '#!/bin/sh'
 		shellcheck -s sh "$f"
