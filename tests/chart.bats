@@ -23,7 +23,7 @@ load lib/dovecot
 load lib/chart
 
 # The value sets: the defaults and k8s/postfix/ci/*-values.yaml.
-VALUE_SETS="defaults openshift secrets proxy dovecot split"
+VALUE_SETS="defaults openshift secrets proxy dovecot split monitoring"
 STS=StatefulSet/postfix-queue
 
 setup_file() {
@@ -637,6 +637,12 @@ envv() {
 	# The split topology: the same Job, with the hand-off certificates.
 	chart_render "$WORK/r.yaml" --set topology=split --set-json 'drain.orphanClaims=["spool-postfix-queue-1"]'
 	[ "$(kq "$WORK/r.yaml" Job/postfix-drain-spool-postfix-queue-1 'o.spec.template.spec.volumes.find(v => v.name == "handoff-tls").secret.secretName')" = postfix-bridge-tls ]
+	# The ci value set: five possible peers, the certificates, 90+120+30 s.
+	f=$WORK/render/monitoring.yaml
+	[ "$(envv "$f" $STS postfix POSTFIX_DRAIN_PEERS | tr ',' '\n' | wc -l)" = 5 ]
+	[ "$(kq "$f" $STS 'o.spec.template.spec.terminationGracePeriodSeconds')" = 240 ]
+	[ "$(kq "$f" Job/postfix-drain-spool-postfix-queue-5 'o.spec.template.spec.volumes.find(v => v.name == "handoff-tls").secret.secretName')" = postfix-handoff-tls ]
+	[ "$(kq "$f" Job/postfix-drain-spool-postfix-queue-5 "$c.volumeMounts.find(m => m.name == 'handoff-tls').mountPath")" = /etc/postfix/bridge-tls ]
 	# A running replica's claim is no orphan; none without the drain.
 	chart_fails --set queue.replicas=2 --set-json 'drain.orphanClaims=["spool-postfix-queue-1"]'
 	echo "$output" | grep -q 'spool-postfix-queue-1 is the queue of a running replica'
