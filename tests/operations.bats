@@ -58,7 +58,8 @@ teardown_file() {
 
 # replica NAME UID PORT_BASE LMTP_PORT PEERS [OPT...] - a queue replica:
 # smtp-in on PORT_BASE (+1, +2 the other listeners), handoff-in on
-# PORT_BASE+3, mailboxes over LMTP to LMTP_PORT, drain peers PEERS.
+# PORT_BASE+3, metrics on PORT_BASE+4, mailboxes over LMTP to LMTP_PORT,
+# drain peers PEERS.
 replica() {
 	local name=$1 uid=$2 base=$3 lmtp=$4 peers=$5 env
 	shift 5
@@ -73,8 +74,20 @@ replica() {
 		-e "POSTFIX_maximal_backoff_time=4s" -e "POSTFIX_transport_retry_time=2s" \
 		-e "POSTFIX_lmtp_connect_timeout=2s" \
 		-e "POSTFIX_DRAIN_PEERS=$peers" -e "POSTFIX_DRAIN_TIMEOUT=10" \
-		-e "POSTFIX_DRAIN_HANDOFF_TIMEOUT=60" "$@"
+		-e "POSTFIX_DRAIN_HANDOFF_TIMEOUT=60" \
+		-e "POSTFIX_METRICS_PORT=$((base + 4))" "$@"
 	ct_wait_ready "$name" "$base"
+}
+
+# metric PORT SAMPLE - the value of SAMPLE (name{labels} as exposed) on
+# the metrics endpoint of the replica at PORT_BASE PORT; 0 when absent.
+metric() {
+	curl -sf --max-time 10 "http://127.0.0.1:$(($1 + 4))/metrics" |
+		awk -v s="$2" '$1 == s { v = $2 } END { print v + 0 }'
+}
+
+metric_is() {
+	[ "$(metric "$1" "$2")" = "$3" ]
 }
 
 # queue_count NAME [QUEUE] - messages in NAME's queue (all, or one queue).
@@ -136,6 +149,29 @@ record() {
 	queue_is ops-a 1 hold
 	[ "$(delivered | wc -l)" -eq 0 ]
 
+	# The metrics endpoint tells what postqueue -j tells.
+	curl -sf "http://127.0.0.1:$((A + 4))/metrics" >"$WORK/metrics.a"
+	cp "$WORK/metrics.a" "$BUILD/test-results/operations-metrics.txt"
+	for q in maildrop incoming active deferred hold; do
+		[ "$(metric "$A" "postfix_queue_messages{queue=\"$q\"}")" -eq "$(queue_count ops-a "$q")" ]
+	done
+	[ "$(metric "$A" 'postfix_queue_messages{queue="deferred"}')" -eq $((n + 1)) ]
+	# Oldest deferred: the first arrival_time of the deferred queue.
+	local first age
+	first=$(podman exec ops-a postqueue -j | grep '"queue_name": *"deferred"' |
+		sed 's/.*"arrival_time": *\([0-9]*\).*/\1/' | sort -n | head -n 1)
+	age=$(metric "$A" 'postfix_queue_oldest_message_age_seconds{queue="deferred"}')
+	[ "$age" -ge $(($(date +%s) - first - 5)) ]
+	[ "$age" -le $(($(date +%s) - first + 5)) ]
+	# Every delivery attempt so far was deferred; smtpd counted the
+	# connections (n messages, two more, the greeting of the probes).
+	[ "$(metric "$A" 'postfix_deliveries_total{status="sent"}')" -eq 0 ]
+	[ "$(metric "$A" 'postfix_deliveries_total{status="deferred"}')" -eq \
+		"$(podman logs ops-a 2>&1 | grep -c 'status=deferred')" ]
+	[ "$(metric "$A" 'postfix_smtpd_connections_total{service="smtpd"}')" -ge $((n + 2)) ]
+	metric_is "$A" postfix_draining 0
+	metric_is "$A" postfix_up 1
+
 	run podman exec ops-a postfix-drain
 	echo "$output"
 	[ "$status" -eq 0 ]
@@ -150,6 +186,11 @@ record() {
 	[[ "$output" == 45* ]]
 	ct_logs_grep ops-a "drain: handed $((n + 1)) of $((n + 1)) messages to the peers"
 	ct_logs_grep ops-a "drain done: the queue is empty \(1 held, kept on this volume\)"
+	# One "sent" per recipient handed over; the metrics say draining.
+	metric_is "$A" 'postfix_deliveries_by_transport_total{status="sent",transport="handoff"}' $((n + 2))
+	metric_is "$A" postfix_draining 1
+	metric_is "$A" 'postfix_queue_messages{queue="deferred"}' 0
+	metric_is "$A" 'postfix_queue_messages{queue="hold"}' 1
 
 	# Everything reached Dovecot through B: each token once per mailbox.
 	ct_wait ops-b 60 "$((n + 2)) deliveries through B" delivered_at_least $((n + 2))
@@ -164,6 +205,9 @@ record() {
 	grep -rl '^Return-Path: <other@outside.test>' "$WORK/dovecot/mail/$MAILDOMAIN/bob" | grep -q .
 	ct_logs_grep ops-b "postfix/handoff-in/smtpd\[[0-9]+\]: connect from"
 	queue_is ops-b 0
+	# B's counters: every delivery it made, and the hand-off sessions.
+	ct_wait ops-b 20 "B's sent counter" metric_is "$B" 'postfix_deliveries_total{status="sent"}' $((n + 2))
+	[ "$(metric "$B" 'postfix_smtpd_connections_total{service="handoff-in"}')" -ge 1 ]
 	record "drain: queued on A before $((n + 2)) ($((n + 1)) pending, 1 held), handed over $((n + 1)), delivered through B $((n + 2)) deliveries ($((n + 1)) messages), duplicates $(dups), held kept on A 1"
 
 	# Taking mail again.
