@@ -202,6 +202,9 @@ send_and_check() {
 	[ "$(tls_fingerprint "$MAIN")" = "$(cert_fingerprint "$WORK/tls/tls.crt")" ]
 	run bash -c "timeout 10 openssl s_client -connect 127.0.0.1:$((MAIN + 2)) </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"
 	[ "${output#*=}" = "$(cert_fingerprint "$WORK/tls/tls.crt")" ]
+	# The Secret's symbolic links are not taken for writable files.
+	run ct_logs_grep main 'group or other writable'
+	[ "$status" -ne 0 ]
 }
 
 @test "a renewed certificate reaches new connections within 60 s, without a restart or a dropped session" {
