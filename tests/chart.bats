@@ -394,7 +394,7 @@ ctr() {
 	done
 	m='c.volumeMounts.map(m => m.name + "=" + m.mountPath).join(" ")'
 	[ "$(ctr "$f" $STS queue "$m")" = "spool=/var/spool/postfix private=/var/spool/postfix/private public=/var/spool/postfix/public pid-queue=/var/spool/postfix/pid data=/var/lib/postfix run=/run tmp=/tmp handoff-tls=/etc/postfix/bridge-tls" ]
-	[ "$(ctr "$f" $STS delivery "$m")" = "spool=/var/spool/postfix private=/var/spool/postfix/private public=/var/spool/postfix/public pid-delivery=/var/spool/postfix/pid data-delivery=/var/lib/postfix run-delivery=/run tmp=/tmp" ]
+	[ "$(ctr "$f" $STS delivery "$m")" = "spool=/var/spool/postfix private=/var/spool/postfix/private public=/var/spool/postfix/public pid-delivery=/var/spool/postfix/pid data-delivery=/var/lib/postfix run-delivery=/run tmp=/tmp handoff-tls=/etc/postfix/bridge-tls" ]
 	[ "$(ctr "$f" $STS bridge "$m")" = "private=/var/spool/postfix/private public=/var/spool/postfix/public run-bridge=/run tmp=/tmp bridge-tls=/etc/postfix/bridge-tls" ]
 	# Sockets on emptyDirs, the queue on the claim.
 	for v in private public pid-queue pid-delivery; do

@@ -277,6 +277,8 @@ queue and delivery; each master its own pid/ and data directory.
     - name: tmp
       mountPath: /tmp
     {{- with (include "postfix.configMounts" (dict "ctx" $ "mysql" true) | trim) }}{{ . | nindent 4 }}{{ end }}
+    {{- /* Its smtp agents run the handoff transport: the same certificates. */}}
+    {{- with (include "postfix.drainTlsMount" $ | trim) }}{{ . | nindent 4 }}{{ end }}
 {{- if $v.split.log.shared }}
 {{ include "postfix.splitContainerHead" (dict "ctx" $ "name" "log") }}
   env:
