@@ -328,17 +328,19 @@ teardown_file() {
 }
 
 @test "every object is named <fullname>-<component> and labelled with its component" {
-	local f=$WORK/render/dovecot.yaml
-	run kq "$f" --list
-	echo "$output"
-	for o in $output; do
-		name=${o#*/}
-		comp=$(kq "$f" "$o" 'o.metadata.labels["app.kubernetes.io/component"]')
-		[ -n "$comp" ]
-		case $name in
-		postfix) [ "$o" = ServiceAccount/postfix ] ;;
-		*) [ "$name" = "postfix-$comp" ] || [ "${name#postfix-"$comp"-}" != "$name" ] ;;
-		esac
+	local f
+	for f in "$WORK/render/dovecot.yaml" "$WORK/render/monitoring.yaml" "$WORK/render/split.yaml"; do
+		run kq "$f" --list
+		echo "$output"
+		for o in $output; do
+			name=${o#*/}
+			comp=$(kq "$f" "$o" 'o.metadata.labels["app.kubernetes.io/component"]')
+			[ -n "$comp" ]
+			case $name in
+			postfix) [ "$o" = ServiceAccount/postfix ] ;;
+			*) [ "$name" = "postfix-$comp" ] || [ "${name#postfix-"$comp"-}" != "$name" ] ;;
+			esac
+		done
 	done
 }
 
