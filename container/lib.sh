@@ -184,7 +184,7 @@ pf_remap_ports() {
 			pf_rp_new=$pf_rp_default
 			pf_edit "$pf_rp_dir" -e "$pf_rp_param = $pf_rp_new"
 		fi
-		pf_rp_known=$(pf_pc "$pf_rp_dir" -h known_tcp_ports)
+		pf_rp_known=$(pf_pc "$pf_rp_dir" -h known_tcp_ports 2>/dev/null)
 		case ",$(echo "$pf_rp_known" | tr -d ' \t')," in
 		*",$pf_rp_name="*) ;;
 		*) pf_edit "$pf_rp_dir" -e "known_tcp_ports = ${pf_rp_known:+$pf_rp_known, }$pf_rp_name=\$$pf_rp_param" ;;

@@ -123,8 +123,8 @@ open(p, "wb").write(b)' "$WORK/dl/$TARBALL"
 	sed 's/^ static void check_default_privs(void)$/ static void check_default_privs_renamed(void)/' \
 		"$TOP/patches/2003-unprivileged-mail-params.patch" \
 		>"$WORK/badq/patches/2003-unprivileged-mail-params.patch"
-	! cmp -s "$TOP/patches/2003-unprivileged-mail-params.patch" \
-		"$WORK/badq/patches/2003-unprivileged-mail-params.patch"
+	if cmp -s "$TOP/patches/2003-unprivileged-mail-params.patch" \
+		"$WORK/badq/patches/2003-unprivileged-mail-params.patch"; then false; fi
 	echo 2003-unprivileged-mail-params.patch >"$WORK/badq/patches/series"
 	run "$WORK/badq/postfix/prepare" "$BUILD/dl" "$WORK/badq/tree"
 	echo "$output"
@@ -153,5 +153,5 @@ open(p, "wb").write(b)' "$WORK/dl/$TARBALL"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	echo "$output" | grep -q 'is up to date'
-	! echo "$output" | grep -q 'postfix/prepare'
+	if echo "$output" | grep -q 'postfix/prepare'; then false; fi
 }

@@ -53,7 +53,7 @@ shell_scripts() {
 	run sh -c "git ls-files | grep -E '(^|/)src/[a-z-]+/[^/]+\.[ch]$'"
 	echo "$output"
 	[ "$status" -ne 0 ]
-	! git ls-files | grep -q '\.tar\.gz$'
+	if git ls-files | grep -q '\.tar\.gz$'; then false; fi
 }
 
 @test "every patch file is in patches/series and vice versa" {

@@ -67,7 +67,9 @@ ct_env() {
 ct_restricted() {
 	local uid=$1
 	[ -z "$uid" ] || printf '%s\n' --user "$uid:0"
-	printf '%s\n' --cap-drop=ALL --read-only \
+	# --passwd=false: podman would add the UID to /etc/passwd; OpenShift
+	# does not.
+	printf '%s\n' --cap-drop=ALL --read-only --passwd=false \
 		--security-opt no-new-privileges --network host \
 		--tmpfs /run --tmpfs /tmp
 }
