@@ -285,8 +285,10 @@ print(len(msgs), sum(m["message_size"] for m in msgs),
 	echo "$body" | grep -qx "postfix_deliveries_total{status=\"deferred\"} $deferred"
 	echo "$body" | grep -qx "postfix_deliveries_by_transport_total{status=\"deferred\",transport=\"lmtp\"} $(log_count 'postfix/lmtp\[.*status=deferred')"
 
-	# Bounced (error transport), and expired (postsuper -e, then a retry).
-	mailtool send --port "$SMTP" --to "nobody@bounce.example"
+	# Bounced (the error transport; smtpd would refuse the recipient, so
+	# through sendmail), and expired (postsuper -e, then a retry).
+	printf 'Subject: bounce\n\nbounce\n' |
+		pf_postfix "$PF" sendmail -f sender@client.test nobody@bounce.example
 	wait_until 30 "a bounce" counter_is 'postfix_deliveries_total{status="bounced"}' 1
 	id=$(queue_json | sed -n 's/.*"queue_name": "deferred", "queue_id": "\([0-9A-Za-z]*\)".*"y@closed.example".*/\1/p')
 	[ -n "$id" ]
