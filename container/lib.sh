@@ -274,12 +274,27 @@ pf_handoff() {
 		return 0
 	fi
 	pf_ho_tls=${POSTFIX_BRIDGE_TLS_DIR:-$PF_DEFAULTS/bridge-tls}
+	pf_ho_in=
+	[ -z "$(pf_pc "$pf_ho_dir" -M handoff-in/inet 2>/dev/null)" ] || pf_ho_in=yes
 	for pf_ho_f in tls.crt tls.key ca.crt; do
-		[ -r "$pf_ho_tls/$pf_ho_f" ] || return 0
+		[ -r "$pf_ho_tls/$pf_ho_f" ] && continue
+		# No bridge certificate. A role without server TLS (the split
+		# topology's queue role runs handoff-in) has no certificate for
+		# the listener either: plain SMTP, mynetworks only.
+		if [ "${PF_TLS_SERVER:-yes}" = no ] && [ -n "$pf_ho_in" ]; then
+			pf_edit "$pf_ho_dir" -P "handoff-in/inet/smtpd_tls_security_level=none"
+		fi
+		return 0
 	done
 	pf_edit "$pf_ho_dir" -e "handoff_tls_security_level = encrypt" \
 		"handoff_tls_chain_files = $pf_ho_tls/tls.key, $pf_ho_tls/tls.crt" \
 		"handoff_tls_CAfile = $pf_ho_tls/ca.crt"
+	# handoff-in shows the bridge certificate, and asks for one.
+	if [ -n "$pf_ho_in" ]; then
+		pf_edit "$pf_ho_dir" -P \
+			"handoff-in/inet/smtpd_tls_chain_files=$pf_ho_tls/tls.key,$pf_ho_tls/tls.crt" \
+			"handoff-in/inet/smtpd_tls_security_level=may"
+	fi
 }
 
 # pf_render DIR - the effective configuration, in this order: the image

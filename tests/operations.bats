@@ -11,6 +11,9 @@
 #   B  20510-20512, hand-off 20513: delivers to Dovecot
 #   C  20520-20522, hand-off 20523: a replica with no live peer
 #   R1, R2  20530/20540, hand-off 20533/20543: the rolling restart pair
+#   SA, SB  split topology (queue pod + one edge pod each, container/split):
+#      edge 20550/20570, hand-off 20553/20573 (in the queue pod),
+#      bridges 20560-20569/20580-20589; SA's LMTP next hop is down
 
 PORT_BASE=20500
 A=$PORT_BASE
@@ -18,6 +21,8 @@ B=$((PORT_BASE + 10))
 C=$((PORT_BASE + 20))
 R1=$((PORT_BASE + 30))
 R2=$((PORT_BASE + 40))
+SA=$((PORT_BASE + 50))
+SB=$((PORT_BASE + 70))
 LMTP=$((PORT_BASE + 90))
 IMAP=$((PORT_BASE + 91))
 AUTH=$((PORT_BASE + 92))
@@ -39,9 +44,11 @@ setup_file() {
 		fail "$CT_IMAGE has no postfix-drain: rebuild it (make image)"
 	ports_free $(seq "$A" $((A + 3))) $(seq "$B" $((B + 3))) \
 		$(seq "$C" $((C + 3))) $(seq "$R1" $((R1 + 3))) \
-		$(seq "$R2" $((R2 + 3))) "$LMTP" "$IMAP" "$AUTH" "$DEAD"
+		$(seq "$R2" $((R2 + 3))) $(seq "$SA" $((SA + 19))) \
+		$(seq "$SB" $((SB + 19))) "$LMTP" "$IMAP" "$AUTH" "$DEAD"
 	dv_start "$WORK/dovecot" "$LMTP" "$IMAP" "$AUTH" \
 		"alice@$MAILDOMAIN:alicepw" "bob@$MAILDOMAIN:bobpw"
+	bridge_certs "$WORK/bridge-tls"
 	UID_A=$(ct_random_uid)
 	UID_B=$(ct_random_uid)
 	UID_C=$(ct_random_uid)
@@ -52,8 +59,30 @@ setup_file() {
 
 teardown_file() {
 	ct_cleanup
+	split_pods down
 	dv_stop "$WORK/dovecot" || true
 	suite_cleanup
+}
+
+# bridge_certs DIR - a throwaway CA and one certificate signed by it, laid
+# out as the chart's bridge Secret (tls.crt, tls.key, ca.crt), readable by
+# any UID in group 0.
+bridge_certs() {
+	local dir=$1
+	mkdir -p "$dir/ca"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-days 2 -subj "/CN=operations test CA" \
+		-keyout "$dir/ca/ca.key" -out "$dir/ca.crt" 2>/dev/null
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-subj "/CN=postfix-handoff" -keyout "$dir/tls.key" \
+		-out "$dir/tls.csr" 2>/dev/null
+	openssl x509 -req -in "$dir/tls.csr" -CA "$dir/ca.crt" \
+		-CAkey "$dir/ca/ca.key" -CAcreateserial -days 2 \
+		-out "$dir/tls.crt" 2>/dev/null
+	rm -rf "$dir/tls.csr" "$dir/ca"
+	chgrp -R 0 "$dir"
+	chmod 0750 "$dir"
+	chmod 0640 "$dir"/*
 }
 
 # replica NAME UID PORT_BASE LMTP_PORT PEERS [OPT...] - a queue replica:
@@ -88,6 +117,42 @@ metric() {
 
 metric_is() {
 	[ "$(metric "$1" "$2")" = "$3" ]
+}
+
+# split_pod NAME PORT LMTP_PORT PEERS - container/split up: a queue pod
+# (log, queue, delivery, bridge-queue) and one edge pod, edge smtpd on
+# PORT, hand-off on PORT+3, bridges on PORT+10..., LMTP to LMTP_PORT.
+split_pod() {
+	local name=$1 port=$2 lmtp=$3 peers=$4
+	cat >"$WORK/$name.env" <<-EOF
+		POSTFIX_queue_run_delay=2s
+		POSTFIX_minimal_backoff_time=2s
+		POSTFIX_maximal_backoff_time=4s
+		POSTFIX_transport_retry_time=2s
+		POSTFIX_lmtp_connect_timeout=2s
+		POSTFIX_default_transport=error:5.3.0 test containers relay nowhere
+		POSTFIX_relay_transport=error:5.3.0 test containers relay nowhere
+		POSTFIX_handoff_in_port=$((port + 3))
+		POSTFIX_DRAIN_PEERS=$peers
+		POSTFIX_DRAIN_TIMEOUT=10
+		POSTFIX_DRAIN_HANDOFF_TIMEOUT=60
+	EOF
+	SPLIT_NAME=$name SPLIT_IMAGE=$CT_IMAGE SPLIT_DIR=$WORK/$name \
+		SPLIT_EDGES=1 SPLIT_PORT=$port SPLIT_BRIDGE_PORT=$((port + 10)) \
+		SPLIT_LOG=stdout SPLIT_DOMAIN=$MAILDOMAIN \
+		SPLIT_LMTP=inet:127.0.0.1:$lmtp \
+		SPLIT_MAILBOXES="inline:{ alice@$MAILDOMAIN=alice, bob@$MAILDOMAIN=bob }" \
+		SPLIT_ENV_FILE=$WORK/$name.env \
+		"$TOP/container/split" up >"$WORK/$name.up" 2>&1 ||
+		fail "container/split up ($name) failed: $(tail -n 30 "$WORK/$name.up")"
+}
+
+split_pods() {
+	local name
+	for name in ops-sa ops-sb; do
+		SPLIT_NAME=$name SPLIT_DIR=$WORK/$name "$TOP/container/split" "$1" \
+			>/dev/null 2>&1 || true
+	done
 }
 
 # queue_count NAME [QUEUE] - messages in NAME's queue (all, or one queue).
@@ -125,8 +190,11 @@ record() {
 
 @test "drain: a replica whose next hop is down hands its queue to the peer; envelope intact, hold kept, nothing lost or doubled" {
 	local n=30 id token accepted
-	replica ops-b "$UID_B" "$B" "$LMTP" "127.0.0.1:$((A + 3)),127.0.0.1:$((B + 3))"
-	replica ops-a "$UID_A" "$A" "$DEAD" "127.0.0.1:$((A + 3)),127.0.0.1:$((B + 3))"
+	# The bridge certificates mounted: the hand-off is mutual TLS.
+	replica ops-b "$UID_B" "$B" "$LMTP" "127.0.0.1:$((A + 3)),127.0.0.1:$((B + 3))" \
+		-v "$WORK/bridge-tls:/etc/postfix/bridge-tls:ro"
+	replica ops-a "$UID_A" "$A" "$DEAD" "127.0.0.1:$((A + 3)),127.0.0.1:$((B + 3))" \
+		-v "$WORK/bridge-tls:/etc/postfix/bridge-tls:ro"
 	# Nothing in A can be delivered: every accepted message is deferred.
 	mailtool load --port "$A" --from "sender@outside.test" \
 		--to "alice@$MAILDOMAIN" --count "$n" --concurrency 3 \
@@ -204,6 +272,9 @@ record() {
 	[ "$(grep -rl '^Return-Path: <sender@outside.test>' "$WORK/dovecot/mail" | wc -l)" -eq "$n" ]
 	grep -rl '^Return-Path: <other@outside.test>' "$WORK/dovecot/mail/$MAILDOMAIN/bob" | grep -q .
 	ct_logs_grep ops-b "postfix/handoff-in/smtpd\[[0-9]+\]: connect from"
+	# Over TLS, B trusting A's client certificate (the bridge CA).
+	ct_logs_grep ops-b "postfix/handoff-in/smtpd\[[0-9]+\]: Trusted TLS connection established from"
+	ct_logs_grep ops-a "postfix/handoff/smtp\[[0-9]+\]: .*TLS connection established to 127.0.0.1\[127.0.0.1\]:$((B + 3))"
 	queue_is ops-b 0
 	# B's counters: every delivery it made, and the hand-off sessions.
 	ct_wait ops-b 20 "B's sent counter" metric_is "$B" 'postfix_deliveries_total{status="sent"}' $((n + 2))
@@ -290,4 +361,35 @@ record() {
 	[ "$(uniq -d "$WORK/roll.delivered" | wc -l)" -eq 0 ]
 	[ "$got" -eq "$accepted" ]
 	record "rolling restart: $(head -n 1 "$WORK/roll1.out") (R1); $(head -n 1 "$WORK/roll2.out") (R2); accepted $accepted, delivered $got, duplicates 0, 5xx 0"
+}
+
+@test "split topology: the queue pod drains into a peer queue pod's handoff-in; accepted = delivered" {
+	local n=20 peers="127.0.0.1:$((SA + 3)),127.0.0.1:$((SB + 3))"
+	split_pod ops-sb "$SB" "$LMTP" "$peers"
+	split_pod ops-sa "$SA" "$DEAD" "$peers"
+	ct_wait ops-sb-edge1 90 "SB's edge" ct_has_banner "$SB"
+	ct_wait ops-sa-edge1 90 "SA's edge" ct_has_banner "$SA"
+	ct_wait ops-sb-queue 60 "SB's handoff-in in the queue pod" ct_has_banner $((SB + 3))
+	# handoff-in runs in the queue role, not in the edge.
+	podman exec ops-sb-queue postconf -M handoff-in/inet | grep -q smtpd
+	[ -z "$(podman exec ops-sb-edge1 postconf -M handoff-in/inet 2>/dev/null)" ]
+	mailtool load --port "$SA" --to "alice@$MAILDOMAIN" --count "$n" \
+		--concurrency 2 --prefix split --out "$WORK/split.accepted" \
+		--no-5xx --max-seconds 60
+	[ "$(wc -l <"$WORK/split.accepted")" -eq "$n" ]
+	ct_wait ops-sa-queue 60 "$n deferred in SA's queue" queue_is ops-sa-queue "$n" deferred
+
+	run podman exec ops-sa-queue postfix-drain
+	echo "$output"
+	[ "$status" -eq 0 ]
+	queue_is ops-sa-queue 0
+	run podman exec ops-sa-queue postfix-health ready
+	[ "$status" -ne 0 ]
+	ct_logs_grep ops-sa-queue "drain: handed $n of $n messages to the peers"
+	ct_logs_grep ops-sa-delivery "postfix-delivery/handoff/smtp\[[0-9]+\]: .*relay=127.0.0.1\[127.0.0.1\]:$((SB + 3)),.*status=sent"
+	wait_until 60 "SA's messages delivered through SB" \
+		eval "[ \$(delivered | grep -c '^split-') -ge $n ]"
+	diff <(sort "$WORK/split.accepted") <(delivered | grep '^split-' | sort)
+	record "split drain: queued in SA's queue pod $n (deferred), handed over $n to SB's queue pod, delivered $n, duplicates $(delivered | grep '^split-' | sort | uniq -d | wc -l)"
+	split_pods down
 }
