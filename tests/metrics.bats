@@ -82,8 +82,15 @@ EOF
 	export WATCH_PID
 	wait_until 30 "smtpd on $SMTP" port_open "$SMTP"
 
-	POSTFIX_METRICS_ADDRESS=127.0.0.1 POSTFIX_METRICS_TIMEOUT=2 \
-		as_metrics serve "$METRICS" 2>"$WORK/serve.err" &
+	# socat itself, not a subshell, has the PID in serve.pid.
+	(
+		export MAIL_CONFIG=$PF/etc PF_RUN=$RUN PF_LIB=$TOP/container \
+			PATH=$PF_PATH POSTFIX_METRICS_ADDRESS=127.0.0.1 \
+			POSTFIX_METRICS_TIMEOUT=2
+		exec setpriv --reuid="$RUN_UID" --regid="$RUN_GID" --clear-groups \
+			--inh-caps=-all --bounding-set=-all --no-new-privs -- \
+			"$TOP/container/metrics" serve "$METRICS"
+	) 2>"$WORK/serve.err" &
 	echo $! >"$WORK/serve.pid"
 	wait_until 10 "the metrics endpoint on $METRICS" port_open "$METRICS"
 }
