@@ -306,9 +306,9 @@ print(len(msgs), sum(m["message_size"] for m in msgs),
 	wait_until 30 "7 sent" eval "[ \$(grep -c status=sent '$WORK/follow.out') -ge 7 ]"
 	body=$(scrape)
 	echo "$body" | grep '^postfix_deliveries'
-	grep -E 'status=(bounced|expired)' "$WORK/follow.out"
+	grep -E 'status=(bounced|force-expired)' "$WORK/follow.out"
 	for s in sent deferred bounced expired; do
-		echo "$body" | grep -qx "postfix_deliveries_total{status=\"$s\"} $(log_count ", status=${s}[ ,]")"
+		echo "$body" | grep -qx "postfix_deliveries_total{status=\"$s\"} $(log_count ", status=(force-)?${s}[ ,]")"
 	done
 	echo "$body" | grep -qx 'postfix_deliveries_by_transport_total{status="bounced",transport="error"} 1'
 	echo "$body" | grep -qx 'postfix_deliveries_by_transport_total{status="expired",transport="qmgr"} 1'
