@@ -724,7 +724,7 @@ envv() {
 
 @test "ServiceMonitor and PrometheusRule: only when enabled, valid, alerting on the image's metrics" {
 	local f=$WORK/monitor.yaml pr=PrometheusRule/postfix-metrics expr
-	kq "$WORK/render/defaults.yaml" --list | grep -vq 'ServiceMonitor\|PrometheusRule'
+	[ -z "$(kq "$WORK/render/defaults.yaml" --list | grep 'ServiceMonitor\|PrometheusRule')" ]
 	[ -z "$(kq "$WORK/render/split-defaults.yaml" --list | grep 'ServiceMonitor\|PrometheusRule')" ]
 	chart_render "$f" --set topology=split --set metrics.serviceMonitor.enabled=true \
 		--set metrics.serviceMonitor.labels.release=kube-prometheus --set metrics.serviceMonitor.interval=15s \
