@@ -349,7 +349,7 @@ print(len(msgs), sum(m["message_size"] for m in msgs),
 	echo "$body" | grep -qx "postfix_smtpd_rejects_total{service=\"smtpd\"} $(log_count 'smtpd\[[0-9]+\]: [0-9A-Za-z]+: reject: [A-Z]+ from ')"
 }
 
-@test "an absent, torn or damaged state file gives zero counters, not an error" {
+@test "an absent, torn or damaged state file gives zero counters; a failed postqueue no queue gauges" {
 	METRICS_RUN=$WORK/run2
 	mkdir -p "$METRICS_RUN/metrics"
 	chown -R "$RUN_UID:0" "$METRICS_RUN"
@@ -379,6 +379,20 @@ postfix_log_lines_total 0'
 	[ "$status" -eq 0 ]
 	printf '%s\n' "$output" | grep -qx 'postfix_log_lines_total 12'
 	printf '%s\n' "$output" | grep -qx 'postfix_smtpd_rejects_total{service="smtpd"} 4'
+
+	# postqueue fails: no queue samples (absent, not a false 0), the rest.
+	mkdir -p "$WORK/failbin"
+	printf '#!/bin/sh\nexit 1\n' >"$WORK/failbin/postqueue"
+	chmod 755 "$WORK/failbin/postqueue"
+	run as_run_uid env MAIL_CONFIG="$PF/etc" PF_RUN="$METRICS_RUN" \
+		PF_LIB="$TOP/container" PATH="$WORK/failbin:$PF_PATH" \
+		"$TOP/container/metrics" scrape
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -c '^postfix_queue')" -eq 0 ]
+	printf '%s\n' "$output" | grep -qx '# TYPE postfix_queue_messages gauge'
+	printf '%s\n' "$output" | grep -qx 'postfix_log_lines_total 12'
+	printf '%s\n' "$output" | grep -q 'warning: postqueue -j failed'
 }
 
 @test "follow copies odd input unchanged, at once, and keeps counting" {
