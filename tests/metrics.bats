@@ -73,7 +73,7 @@ EOF
 	chown "$RUN_UID:0" "$RUN"
 	mkfifo "$RUN/log.fifo"
 	chown "$RUN_UID:0" "$RUN/log.fifo"
-	as_metrics follow <"$RUN/log.fifo" >"$WORK/follow.out" 2>"$WORK/follow.err" &
+	(metrics_exec follow) <"$RUN/log.fifo" >"$WORK/follow.out" 2>"$WORK/follow.err" &
 	echo $! >"$WORK/follow.pid"
 	(MAIL_CONFIG=$PF/etc as_run_uid "$ROOT/usr/sbin/postfix" start-fg 2>"$WORK/start.err" |
 		tee "$WORK/raw.log" >"$RUN/log.fifo") &
@@ -82,14 +82,9 @@ EOF
 	export WATCH_PID
 	wait_until 30 "smtpd on $SMTP" port_open "$SMTP"
 
-	# socat itself, not a subshell, has the PID in serve.pid.
 	(
-		export MAIL_CONFIG=$PF/etc PF_RUN=$RUN PF_LIB=$TOP/container \
-			PATH=$PF_PATH POSTFIX_METRICS_ADDRESS=127.0.0.1 \
-			POSTFIX_METRICS_TIMEOUT=2
-		exec setpriv --reuid="$RUN_UID" --regid="$RUN_GID" --clear-groups \
-			--inh-caps=-all --bounding-set=-all --no-new-privs -- \
-			"$TOP/container/metrics" serve "$METRICS"
+		export POSTFIX_METRICS_ADDRESS=127.0.0.1 POSTFIX_METRICS_TIMEOUT=2
+		metrics_exec serve "$METRICS"
 	) 2>"$WORK/serve.err" &
 	echo $! >"$WORK/serve.pid"
 	wait_until 10 "the metrics endpoint on $METRICS" port_open "$METRICS"
@@ -112,6 +107,16 @@ teardown_file() {
 as_metrics() {
 	MAIL_CONFIG=$PF/etc PF_RUN=${METRICS_RUN:-$RUN} PF_LIB=$TOP/container \
 		PATH=$PF_PATH as_run_uid "$TOP/container/metrics" "$@"
+}
+
+# metrics_exec ARGS... - the same, replacing the shell: in a subshell
+# started with &, $! is then the PID of postfix-metrics (socat) itself.
+metrics_exec() {
+	export MAIL_CONFIG=$PF/etc PF_RUN=${METRICS_RUN:-$RUN} \
+		PF_LIB=$TOP/container PATH=$PF_PATH
+	exec setpriv --reuid="$RUN_UID" --regid="$RUN_GID" --clear-groups \
+		--inh-caps=-all --bounding-set=-all --no-new-privs -- \
+		"$TOP/container/metrics" "$@"
 }
 
 # http REQUEST - send REQUEST (CRLF added) to the endpoint; the response.
@@ -422,10 +427,10 @@ postfix_log_lines_total 0'
 	grep -qx 'postfix_smtpd_connections_total{service="we_ird_x"} 1' "$METRICS_RUN/metrics/log.prom"
 	tail -n 1 "$METRICS_RUN/metrics/log.prom" | grep -qx '# EOF'
 
-	# One line in, one line out, while the writer keeps the pipe open.
+	# One line in, one line out, while the writer keeps the pipe open;
+	# SIGTERM does not stop it (EOF does).
 	mkfifo "$WORK/live.fifo"
-	as_run_uid env PF_RUN="$METRICS_RUN" PF_LIB="$TOP/container" PATH="$PF_PATH" \
-		"$TOP/container/metrics" follow <"$WORK/live.fifo" >"$WORK/live.out" &
+	(metrics_exec follow) <"$WORK/live.fifo" >"$WORK/live.out" &
 	pid=$!
 	exec 4>"$WORK/live.fifo"
 	echo 'Dec  7 19:01:02 host postfix/smtpd[1]: connect from x[127.0.0.1]' >&4
@@ -433,6 +438,10 @@ postfix_log_lines_total 0'
 		grep -q 'connect from x' "$WORK/live.out"
 	WATCH_PID=$pid wait_until 10 "the count" \
 		grep -qx 'postfix_smtpd_connections_total{service="smtpd"} 1' "$METRICS_RUN/metrics/log.prom"
+	kill -TERM "$pid"
+	echo 'Dec  7 19:01:03 host postfix/submission/smtpd[2]: connect from y[127.0.0.1]' >&4
+	WATCH_PID=$pid wait_until 10 "a line after SIGTERM" \
+		grep -qx 'postfix_smtpd_connections_total{service="submission"} 1' "$METRICS_RUN/metrics/log.prom"
 	exec 4>&-
 	wait_until 10 "the follower to end at EOF" eval "! kill -0 $pid"
 }
