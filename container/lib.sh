@@ -264,18 +264,17 @@ pf_tls_off() {
 # are set (elsewhere its port would be one more to expose, and to clash
 # with other instances on one host). With the bridge certificates
 # mounted, the peers prove themselves with them: the handoff client
-# presents the certificate over TLS, handoff-in trusts the bridge CA.
+# presents the certificate over TLS (also in the split topology's
+# delivery role, which runs that client), handoff-in trusts the bridge CA.
 pf_handoff() {
 	pf_ho_dir=$1
-	if [ -z "${POSTFIX_DRAIN_PEERS:-}" ]; then
-		if [ -n "$(pf_pc "$pf_ho_dir" -M handoff-in/inet 2>/dev/null)" ]; then
-			pf_edit "$pf_ho_dir" -M# handoff-in/inet
-		fi
-		return 0
-	fi
-	pf_ho_tls=${POSTFIX_BRIDGE_TLS_DIR:-$PF_DEFAULTS/bridge-tls}
 	pf_ho_in=
 	[ -z "$(pf_pc "$pf_ho_dir" -M handoff-in/inet 2>/dev/null)" ] || pf_ho_in=yes
+	if [ -z "${POSTFIX_DRAIN_PEERS:-}" ] && [ -n "$pf_ho_in" ]; then
+		pf_edit "$pf_ho_dir" -M# handoff-in/inet
+		pf_ho_in=
+	fi
+	pf_ho_tls=${POSTFIX_BRIDGE_TLS_DIR:-$PF_DEFAULTS/bridge-tls}
 	for pf_ho_f in tls.crt tls.key ca.crt; do
 		[ -r "$pf_ho_tls/$pf_ho_f" ] && continue
 		# No bridge certificate. A role without server TLS (the split

@@ -89,6 +89,11 @@ roles.
 {{- end }}
 {{- if and $v.metrics.enabled (has .role (list "queue" "edge")) }}
 {{ include "postfix.metricsEnv" .ctx }}
+{{- if and (eq .role "queue") $v.split.log.shared }}
+{{- /* The queue's metrics count the shared log (every role's lines). */}}
+- name: POSTFIX_METRICS_LOG
+  value: /var/log/postfix/maillog
+{{- end }}
 {{- end }}
 {{- if and $v.drain.enabled (eq .role "queue") }}
 {{ include "postfix.drainEnv" .ctx }}
@@ -246,6 +251,11 @@ queue and delivery; each master its own pid/ and data directory.
       mountPath: /run
     - name: tmp
       mountPath: /tmp
+    {{- if and $v.metrics.enabled $v.split.log.shared }}
+    - name: log
+      mountPath: /var/log/postfix
+      readOnly: true
+    {{- end }}
     {{- with (include "postfix.configMounts" (dict "ctx" $ "mysql" true) | trim) }}{{ . | nindent 4 }}{{ end }}
     {{- with (include "postfix.drainTlsMount" $ | trim) }}{{ . | nindent 4 }}{{ end }}
     {{- with $v.queue.extraVolumeMounts }}
