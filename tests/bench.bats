@@ -249,6 +249,7 @@ EOF
 @test "bench scripts are POSIX sh and shellcheck clean" {
 	local f
 	for f in "$TOP"/bench/run "$TOP"/bench/startup "$TOP"/bench/profile \
+		"$TOP"/bench/bridge-floor \
 		"$TOP"/bench/lib/postfix-target "$TOP"/bench/lib/container-target \
 		"$TOP"/bench/targets/*; do
 		head -n 1 "$f" | grep -qx '#!/bin/sh'
