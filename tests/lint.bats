@@ -31,6 +31,13 @@ shell_scripts() {
 	[ "$status" -eq 0 ]
 }
 
+@test "the BATS suites have no shellcheck error (such as a negation that cannot fail a test)" {
+	cd "$TOP"
+	run shellcheck -x -s bash -S error tests/*.bats
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
+
 @test "Python helpers compile" {
 	cd "$TOP"
 	for f in $(git ls-files '*.py'); do
