@@ -74,6 +74,33 @@ wait_until() {
 	done
 }
 
+# podman_running CTR - the podman container CTR is running.
+podman_running() {
+	[ "$(podman inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ]
+}
+
+# podman_wait CTR TIMEOUT WHAT CMD... - poll CMD every 0.2 s until it
+# succeeds; fail after TIMEOUT seconds, or at once when CTR stopped
+# running, with the end of its log.
+podman_wait() {
+	local ctr=$1 timeout=$2 what=$3 deadline
+	shift 3
+	deadline=$(($(date +%s) + timeout))
+	until "$@" >/dev/null 2>&1; do
+		if ! podman_running "$ctr"; then
+			podman logs --tail 30 "$ctr" >&2 2>&1 || true
+			fail "gave up waiting for $what: container $ctr is not running"
+			return 1
+		fi
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			podman logs --tail 30 "$ctr" >&2 2>&1 || true
+			fail "timed out after ${timeout}s waiting for $what"
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+
 # port_open PORT - something listens on 127.0.0.1:PORT.
 port_open() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null

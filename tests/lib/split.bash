@@ -66,26 +66,11 @@ sp_ctr() {
 }
 
 sp_running() {
-	[ "$(podman inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ]
+	podman_running "$1"
 }
 
 sp_wait() {
-	local ctr=$1 timeout=$2 what=$3 deadline
-	shift 3
-	deadline=$(($(date +%s) + timeout))
-	until "$@" >/dev/null 2>&1; do
-		if ! sp_running "$ctr"; then
-			podman logs --tail 30 "$ctr" >&2 2>&1 || true
-			fail "gave up waiting for $what: container $ctr is not running"
-			return 1
-		fi
-		if [ "$(date +%s)" -ge "$deadline" ]; then
-			podman logs --tail 30 "$ctr" >&2 2>&1 || true
-			fail "timed out after ${timeout}s waiting for $what"
-			return 1
-		fi
-		sleep 0.2
-	done
+	podman_wait "$@"
 }
 
 sp_log() {
