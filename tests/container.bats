@@ -366,7 +366,7 @@ send_and_check() {
 		-v defer-data:/var/lib/postfix -- postqueue -p
 	echo "$output"
 	echo "$output" | grep -q "bob@$DOMAIN"
-	podman rm defer >/dev/null
+	podman rm -v defer >/dev/null
 	main_env "$DEFER"
 	CT_VOLUMES=defer ct_run defer2 "$CT_UID" "${ENV[@]}" \
 		-e POSTFIX_queue_run_delay=2s -e POSTFIX_minimal_backoff_time=2s \

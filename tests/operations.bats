@@ -284,7 +284,7 @@ record() {
 	# Taking mail again.
 	podman exec ops-a postfix-drain --resume
 	podman exec ops-a postfix-health ready
-	podman rm -f -t 5 ops-a >/dev/null
+	podman rm -f -v -t 5 ops-a >/dev/null
 }
 
 @test "no live peer: the queue stays on the volume and the log says so; postfix-drain --orphan then hands it over" {
@@ -318,7 +318,7 @@ record() {
 		eval "[ \$(delivered | grep -c '^orphan-') -ge $n ]"
 	diff <(sort "$WORK/orphan.accepted") <(delivered | grep '^orphan-' | sort)
 	record "orphan: kept on the volume at stop $n, handed over by --orphan $n, delivered $n, duplicates $(delivered | grep '^orphan-' | sort | uniq -d | wc -l)"
-	podman rm -f -t 5 ops-c ops-c-orphan ops-b >/dev/null
+	podman rm -f -v -t 5 ops-c ops-c-orphan ops-b >/dev/null
 }
 
 @test "rolling restart: each replica stopped (SIGTERM: drain) and started in turn under a bounded load; no 5xx, accepted = delivered" {

@@ -282,7 +282,7 @@ token_at() {
 	# The smtpd processes never died (no fatal error, no throttling).
 	run sh -c "podman logs $edge 2>&1 | grep -E 'fatal|throttling'"
 	[ "$status" -ne 0 ]
-	podman rm -f -t 0 "$edge" "$(sp_ctr bridge-edge3)" >/dev/null
+	podman rm -f -v -t 0 "$edge" "$(sp_ctr bridge-edge3)" >/dev/null
 }
 
 @test "the queue container stopped: the edges answer 451 (bridge-queue answers for the missing cleanup); after its start, 250 again" {

@@ -142,7 +142,7 @@ ct_wait_log() {
 ct_cleanup() {
 	local ids
 	mapfile -t ids < <(podman ps -aq --filter "label=$CT_LABEL")
-	[ "${#ids[@]}" -eq 0 ] || podman rm -f -t 0 "${ids[@]}" >/dev/null 2>&1 || true
+	[ "${#ids[@]}" -eq 0 ] || podman rm -f -v -t 0 "${ids[@]}" >/dev/null 2>&1 || true
 	mapfile -t ids < <(podman volume ls -q --filter "label=$CT_LABEL")
 	[ "${#ids[@]}" -eq 0 ] || podman volume rm -f "${ids[@]}" >/dev/null 2>&1 || true
 }
