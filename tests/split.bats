@@ -368,8 +368,11 @@ sp_wait_exited() {
 	[ "$missing" -eq 0 ]
 	[ "$delivered" -ge "$accepted" ]
 	sp_log_since "$since" | grep -q 'postfix-bridge-queue/entrypoint.*role bridge-queue: the previous container .* ended without a clean stop'
-	# The edges noticed: their log path was made anew, and they reloaded.
-	sp_log_since "$since" | grep -q 'postfix-edge1/entrypoint.*log socket .* made anew'
+	# The edges noticed: their log path was made anew, and they reloaded
+	# (the edge's watcher polls every 2 s, and its message takes the
+	# bridge that just came back: wait for it).
+	wait_until 30 "edge1's reload after the new log socket" \
+		eval "sp_log_since $since | grep -q 'postfix-edge1/entrypoint.*log socket .* made anew'"
 }
 
 @test "resilience: kill -9 of an edge under load: every 250 is delivered, the log shows the kill" {
