@@ -46,15 +46,20 @@ pf_pc() {
 	postconf -c "$pf_pc_dir" "$@"
 }
 
+# pf_backdate DIR - date main.cf and master.cf in DIR 5 s back: Postfix
+# does not trust a main.cf changed within the last second (load_file(3)
+# rereads it until it "cools down", up to 2 s per read), and the render
+# reads right after each edit, as do the master and its daemons at
+# start-up or reload. Nothing else edits these files.
+pf_backdate() {
+	touch -d "@$(($(date +%s) - 5))" "$1/main.cf" "$1/master.cf"
+}
+
 # pf_edit DIR ARGS... - postconf -e/-M/-F/-M# on the configuration in
-# DIR, then backdate the files: Postfix does not trust a main.cf changed
-# within the last second (load_file(3) rereads it until it "cools down",
-# up to 2 s per read), and the render reads right after each edit, as do
-# the master and its daemons at start-up. Nothing else edits these files.
+# DIR, then pf_backdate.
 pf_edit() {
 	pf_pc "$@"
-	pf_ed_then=$(($(date +%s) - 5))
-	touch -d "@$pf_ed_then" "$1/main.cf" "$1/master.cf"
+	pf_backdate "$1"
 }
 
 # pf_param DIR NAME - the expanded value of NAME. postconf shows nothing
@@ -312,7 +317,7 @@ pf_render() {
 		chmod 644 "$pf_r_dir/$pf_r_f.tmp"
 		mv -f "$pf_r_dir/$pf_r_f.tmp" "$pf_r_dir/$pf_r_f"
 	done
-	touch -d "@$(($(date +%s) - 5))" "$pf_r_dir/main.cf" "$pf_r_dir/master.cf"
+	pf_backdate "$pf_r_dir"
 	pf_apply_env "$pf_r_dir"
 
 	# No syslog daemon in a container: log to stdout through postlogd.
